@@ -1,0 +1,109 @@
+"""The ``buildwatch`` command: a thin layer of options over the library.
+
+Subcommands live one per module in :mod:`pipelines.commands` and are imported only when used,
+so ``buildwatch --help`` stays fast. Any :class:`geo.errors.BuildwatchError` becomes one line on
+stderr and the error's exit code; unexpected exceptions keep their traceback (they are bugs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from geo.errors import BuildwatchError
+
+__all__ = ["main", "cli"]
+
+#: subcommand name -> "module:attribute"; a module not present yet is simply not listed
+COMMANDS: dict[str, str] = {
+    "synth-district": "pipelines.commands.synth:command",
+    "synth-nights": "pipelines.commands.synth:nights_command",
+    "inspect": "pipelines.commands.inspect:command",
+    "coreg": "pipelines.commands.inspect:coreg_command",
+    "detect": "pipelines.commands.detect:command",
+    "run": "pipelines.commands.run:command",
+    "demo": "pipelines.commands.demo:command",
+    "build-dataset": "pipelines.commands.train:build_dataset_command",
+    "train": "pipelines.commands.train:train_command",
+    "evaluate": "pipelines.commands.train:evaluate_command",
+    "export": "pipelines.commands.train:export_command",
+    "cases": "pipelines.commands.cases:group",
+    "report": "pipelines.commands.report:group",
+    "priorities": "pipelines.commands.maps:priorities_command",
+    "map": "pipelines.commands.maps:map_command",
+    "nightly": "pipelines.commands.nightly:nightly_command",
+    "batch": "pipelines.commands.nightly:batch_command",
+}
+
+
+def _load(name: str) -> click.Command | None:
+    module_name, attr = COMMANDS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    return getattr(module, attr, None)
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if _load(name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        return _load(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="buildwatch")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("--log-json", is_flag=True, help="Log as JSON lines on stderr (for schedulers).")
+def cli(verbose: int, log_json: bool) -> None:
+    """buildwatch: find new unauthorised structures from drone flights.
+
+    \b
+    The flow, one command per step or all at once:
+      synth-district  make a synthetic district (flight, baseline, units, truth) to try things on
+      detect          flight + baseline -> leads.gpkg (new-structure polygons)
+      run             the whole job for one flight: leads, evidence, exports, summary
+      cases, report   the two case ledgers (in-progress, existing) and their reports
+      priorities, map where concentrated clearance (集中成片整治) should go
+      nightly, batch  scheduled and bulk processing
+
+    Exit codes: 0 ok, 1 error, 2 bad config/option, 3 bad input file, 4 co-registration
+    failed, 5 model problem, 6 ledger problem, 75 another run holds the lock.
+    """
+    from pipelines.logs import setup_logging
+
+    setup_logging(verbose=verbose, json_lines=log_json)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning BuildwatchError into one line + exit code."""
+    try:
+        cli.main(args=argv, prog_name="buildwatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BuildwatchError as exc:
+        logging.getLogger("buildwatch").debug("error", exc_info=True)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

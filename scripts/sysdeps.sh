@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages buildwatch's maps and reports use, when missing and when we can.
+# Everything is optional at runtime: tests that need a package skip with a reason without it.
+set -u
+want=()
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
+[ -e /usr/share/javascript/leaflet/leaflet.js ] || want+=(libjs-leaflet)
+fc-list 2>/dev/null | grep -qi 'Noto Sans CJK\|WenQuanYi' || want+=(fonts-noto-cjk fontconfig)
+[ ${#want[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "note: not installing ${want[*]} (needs root and apt-get); tests that need them will skip" >&2
+  exit 0
+fi
+echo "installing system packages: ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null 2>&1 || true
+apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null 2>&1 \
+  || echo "note: apt-get could not install ${want[*]}; tests that need them will skip" >&2
+exit 0
