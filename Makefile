@@ -50,5 +50,8 @@ test: setup lint typecheck
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+nightly-demo: setup
+	$(PY) -m pipelines.nightly.demo $(DEMO_OUT)/nightly
+
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

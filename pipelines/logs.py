@@ -39,5 +39,13 @@ def setup_logging(verbose: int = 0, json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("rasterio", "fiona", "pyogrio", "distributed", "matplotlib", "PIL", "ultralytics"):
+    for noisy in (
+        "rasterio",
+        "fiona",
+        "pyogrio",
+        "distributed",
+        "matplotlib",
+        "PIL",
+        "ultralytics",
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

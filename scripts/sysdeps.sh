@@ -13,7 +13,9 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing system packages: ${want[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null 2>&1 || true
-apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null 2>&1 \
+# wait for another apt/dpkg run (e.g. a PostGIS install) instead of failing on its lock
+lock=(-o DPkg::Lock::Timeout=600)
+apt-get "${lock[@]}" update -qq >/dev/null 2>&1 || true
+apt-get "${lock[@]}" install -y -qq --no-install-recommends "${want[@]}" >/dev/null 2>&1 \
   || echo "note: apt-get could not install ${want[*]}; tests that need them will skip" >&2
 exit 0

@@ -1,0 +1,229 @@
+"""Open and validate rasters; pick RGB/alpha bands; decimated reads; the robust 8-bit stretch.
+
+Everything here reads through overviews or decimated reads: a whole raster is never decoded at
+full resolution. Errors name the file and say how to fix it.
+
+>>> Stretch.identity(3).apply(np.array([[[7]], [[8]], [[9]]], dtype=np.uint8)).ravel().tolist()
+[7, 8, 9]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import RasterioError
+
+from geo.crs import require_crs
+from geo.errors import InputFileError, RasterError
+
+__all__ = [
+    "RasterInfo",
+    "Stretch",
+    "open_raster",
+    "raster_info",
+    "rgb_bands",
+    "overview_level_for",
+    "read_decimated",
+    "compute_stretch",
+    "SUPPORTED_DTYPES",
+]
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+#: long side (px) of the decimated reads used for stretch, footprints and histograms
+DECIMATED_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What ``buildwatch inspect`` prints about a raster."""
+
+    path: str
+    driver: str
+    crs: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    res: tuple[float, float]
+    bounds: tuple[float, float, float, float]
+    rgb_bands: tuple[int, int, int]
+    alpha_band: int | None
+    nodata: float | None
+    overviews: tuple[int, ...]
+    block_shape: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Per-band linear stretch ``lo..hi -> 0..255`` (identity for uint8 input)."""
+
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    identity_uint8: bool = False
+
+    @classmethod
+    def identity(cls, bands: int = 3) -> Stretch:
+        return cls((0.0,) * bands, (255.0,) * bands, identity_uint8=True)
+
+    def apply(self, arr: np.ndarray) -> np.ndarray:
+        """(bands, h, w) array of any dtype -> (bands, h, w) uint8."""
+        if self.identity_uint8 and arr.dtype == np.uint8:
+            return arr
+        out = np.empty(arr.shape, dtype=np.uint8)
+        for i in range(arr.shape[0]):
+            lo, hi = self.lo[i], self.hi[i]
+            scaled = (arr[i].astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
+            np.clip(scaled, 0, 255, out=scaled)
+            out[i] = (scaled + 0.5).astype(np.uint8)
+        return out
+
+
+def open_raster(path: str | Path, role: str = "raster") -> rasterio.DatasetReader:
+    """Open ``path`` read-only and validate it for buildwatch (CRS, bands, dtype).
+
+    Raises :class:`InputFileError` (missing file, directory), :class:`RasterError` (not a raster,
+    too few bands, unsupported dtype) or :class:`geo.errors.CRSError` (no CRS).
+    """
+    p = Path(path)
+    if not p.exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
+        raise InputFileError(f"{role} {path}: no such file; check the path")
+    if p.is_dir():
+        raise InputFileError(
+            f"{role} {path}: is a directory, not a raster; pass the orthophoto file inside it "
+            "(e.g. odm_orthophoto/odm_orthophoto.tif)"
+        )
+    try:
+        ds = rasterio.open(p)
+    except RasterioError as exc:
+        raise RasterError(
+            f"{role} {path}: not a readable raster (GDAL: {exc}); is the file truncated or "
+            "corrupt? re-export or re-download it"
+        ) from exc
+    try:
+        require_crs(ds.crs, path)
+        if ds.count < 3:
+            raise RasterError(
+                f"{role} {path}: has {ds.count} band(s); an RGB orthophoto needs 3 bands "
+                "(or 4 with alpha)"
+            )
+        if ds.dtypes[0] not in SUPPORTED_DTYPES:
+            raise RasterError(
+                f"{role} {path}: data type {ds.dtypes[0]} is not supported; "
+                f"use one of {', '.join(SUPPORTED_DTYPES)}"
+            )
+        if ds.transform.is_identity:
+            raise RasterError(f"{role} {path}: has a CRS but no geotransform; georeference it")
+    except Exception:
+        ds.close()
+        raise
+    return ds
+
+
+def rgb_bands(ds: rasterio.DatasetReader) -> tuple[tuple[int, int, int], int | None]:
+    """((r, g, b) band indexes, alpha band index or None) from colour interpretation.
+
+    Bands tagged red/green/blue are used when present, else bands 1-3; a band tagged alpha (or
+    the 4th band of a 4-band uint8 raster whose mask flags say alpha, as ODM writes) is alpha.
+    """
+    ci = list(ds.colorinterp)
+    alpha = next((i + 1 for i, c in enumerate(ci) if c == ColorInterp.alpha), None)
+    if (
+        alpha is None and ds.count == 4 and any(f.name == "alpha" for f in ds.mask_flag_enums[0])
+    ):  # pragma: no cover - GDAL reports colorinterp alpha in this case
+        alpha = 4
+    try:
+        rgb = (ci.index(ColorInterp.red) + 1, ci.index(ColorInterp.green) + 1)
+        rgb3 = (*rgb, ci.index(ColorInterp.blue) + 1)
+    except ValueError:
+        rgb3 = tuple(b for b in range(1, ds.count + 1) if b != alpha)[:3]  # type: ignore[assignment]
+    return rgb3, alpha
+
+
+def raster_info(path: str | Path) -> RasterInfo:
+    """Open, validate and describe ``path``."""
+    with open_raster(path) as ds:
+        rgb, alpha = rgb_bands(ds)
+        return RasterInfo(
+            path=str(path),
+            driver=ds.driver,
+            crs=ds.crs.to_string(),
+            width=ds.width,
+            height=ds.height,
+            count=ds.count,
+            dtype=ds.dtypes[0],
+            res=(float(ds.res[0]), float(ds.res[1])),
+            bounds=tuple(ds.bounds),  # type: ignore[arg-type]
+            rgb_bands=rgb,
+            alpha_band=alpha,
+            nodata=ds.nodata,
+            overviews=tuple(ds.overviews(1)),
+            block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
+        )
+
+
+def overview_level_for(ds: rasterio.DatasetReader, target_res: float) -> int | None:
+    """Index of the coarsest overview whose resolution is still <= ``target_res`` (or None).
+
+    Pass it to ``rasterio.open(path, overview_level=...)`` so warps read no finer than needed.
+    """
+    base = min(abs(ds.res[0]), abs(ds.res[1]))
+    best = None
+    for i, factor in enumerate(ds.overviews(1)):
+        if base * factor <= target_res * 1.0001:
+            best = i
+    return best
+
+
+def read_decimated(
+    ds: rasterio.DatasetReader,
+    bands: tuple[int, ...],
+    max_size: int = DECIMATED_SIZE,
+    path: str | Path | None = None,
+) -> tuple[np.ndarray, np.ndarray, Affine]:
+    """The whole raster resampled so its long side is <= ``max_size`` (uses overviews).
+
+    Returns ``(data (bands, h, w), valid (h, w) bool, transform)``.
+    """
+    scale = max(ds.width, ds.height) / max_size
+    scale = max(scale, 1.0)
+    h = max(1, int(math.ceil(ds.height / scale)))
+    w = max(1, int(math.ceil(ds.width / scale)))
+    try:
+        data = ds.read(list(bands), out_shape=(len(bands), h, w), resampling=Resampling.average)
+        mask = ds.read_masks(1, out_shape=(h, w), resampling=Resampling.nearest) > 0
+    except RasterioError as exc:
+        raise RasterError(
+            f"{path or ds.name}: reading failed (GDAL: {exc}); the file is probably truncated "
+            "or corrupt; re-export or re-download it"
+        ) from exc
+    transform = ds.transform @ Affine.scale(ds.width / w, ds.height / h)
+    return data, mask, transform
+
+
+def compute_stretch(
+    data: np.ndarray, valid: np.ndarray, dtype: str, p_lo: float = 2.0, p_hi: float = 98.0
+) -> Stretch:
+    """Stretch parameters from a decimated read: identity for uint8, percentiles otherwise."""
+    if dtype == "uint8":
+        return Stretch.identity(data.shape[0])
+    lo, hi = [], []
+    for band in data:
+        px = band[valid]
+        if px.size == 0:
+            lo.append(0.0)
+            hi.append(1.0)
+            continue
+        a, b = np.percentile(px, [p_lo, p_hi])
+        lo.append(float(a))
+        hi.append(float(b) if b > a else float(a) + 1.0)
+    log.debug("stretch %s: lo=%s hi=%s", dtype, lo, hi)
+    return Stretch(tuple(lo), tuple(hi))

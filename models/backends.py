@@ -1,0 +1,187 @@
+"""Inference backends: one small interface over PyTorch, ONNX Runtime and OpenVINO.
+
+Every backend maps a float32/float16 ``(B, 6, S, S)`` array scaled to [0, 1] to the raw YOLO
+head output ``(B, 4 + nc, N)``; decoding and NMS happen once, in :mod:`models.detector`. ONNX and
+OpenVINO models are exported with a *static* batch and cached next to the weights (or in a user
+cache folder when that is read-only), keyed by the weights' hash, image size and batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from geo.errors import ModelError
+from models.runtime import configure_ultralytics, default_config_dir, set_threads
+
+__all__ = [
+    "Backend",
+    "BackendName",
+    "TorchBackend",
+    "OnnxBackend",
+    "OpenVinoBackend",
+    "cache_dir_for",
+    "export_onnx",
+    "export_openvino",
+    "available_cpu_backends",
+]
+
+log = logging.getLogger(__name__)
+
+BackendName = Literal["torch", "onnx", "openvino"]
+
+
+class Backend(Protocol):
+    """A loaded network: ``run(x)`` on a ``(B, 6, S, S)`` batch; ``batch`` 0 means any size."""
+
+    name: str
+    batch: int
+    half: bool
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def cache_dir_for(weights: Path, cache_dir: str | Path | None = None) -> Path:
+    """Where exports of ``weights`` live: ``cache_dir``, else beside the weights, else user cache."""
+    candidates = [Path(cache_dir)] if cache_dir else []
+    candidates += [weights.parent / ".export-cache", default_config_dir().parent / "exports"]
+    for path in candidates:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-probe"
+            probe.write_text("")
+            probe.unlink()
+            return path
+        except OSError:
+            continue
+    raise ModelError(f"no writable folder for model exports among {candidates}; pass cache_dir")
+
+
+class TorchBackend:
+    """The ultralytics ``DetectionModel`` itself (fused, eval; fp16 on CUDA)."""
+
+    name = "torch"
+    batch = 0
+
+    def __init__(self, weights: Path, device: str = "cpu", half: bool | None = None) -> None:
+        configure_ultralytics()
+        import torch
+        from ultralytics import YOLO
+
+        set_threads()
+        self.device = torch.device(device)
+        self.half = bool(self.device.type == "cuda" if half is None else half)
+        try:
+            model: Any = YOLO(str(weights), task="detect").model
+        except Exception as exc:  # ultralytics raises many kinds for a bad file
+            raise ModelError(
+                f"{weights}: cannot load YOLO weights ({exc}); pass a buildwatch .pt"
+            ) from exc
+        model = model.fuse() if hasattr(model, "fuse") else model
+        model = model.to(self.device).eval()
+        self.model = model.half() if self.half else model.float()
+        self._torch = torch
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(self.device, non_blocking=True)
+            t = t.half() if self.half else t.float()
+            out = self.model(t)
+            out = out[0] if isinstance(out, list | tuple) else out
+            return out.float().cpu().numpy()
+
+
+def export_onnx(weights: Path, imgsz: int, batch: int, cache: Path, tag: str) -> Path:
+    """Export ``weights`` to a static-batch ONNX file in ``cache`` (reused when present)."""
+    target = cache / f"{weights.stem}-{tag}-s{imgsz}-b{batch}.onnx"
+    if target.is_file():
+        return target
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        copy = Path(tmp) / weights.name
+        shutil.copyfile(weights, copy)
+        try:
+            out = YOLO(str(copy), task="detect").export(
+                format="onnx", imgsz=imgsz, batch=batch, dynamic=False, simplify=False,
+                half=False, verbose=False,
+            )  # fmt: skip
+        except Exception as exc:
+            raise ModelError(f"{weights}: ONNX export failed ({exc})") from exc
+        os.replace(out, target)
+    return target
+
+
+def export_openvino(onnx_path: Path) -> Path:
+    """Convert an ONNX file to OpenVINO IR (``.xml`` + ``.bin``) beside it."""
+    target = onnx_path.with_suffix(".xml")
+    if target.is_file() and target.with_suffix(".bin").is_file():
+        return target
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    tmp = onnx_path.with_name(f".{onnx_path.stem}.tmp.xml")
+    ov.save_model(model, str(tmp), compress_to_fp16=False)
+    os.replace(tmp.with_suffix(".bin"), target.with_suffix(".bin"))
+    os.replace(tmp, target)
+    return target
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU, one thread per core, static batch."""
+
+    name = "onnx"
+    half = False
+
+    def __init__(self, path: Path, batch: int, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.batch = batch
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {self.input: x.astype(np.float32)})[0])
+
+
+class OpenVinoBackend:
+    """OpenVINO on the CPU, one thread per core, static batch."""
+
+    name = "openvino"
+    half = False
+
+    def __init__(self, xml: Path, batch: int, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        self.compiled = core.compile_model(str(xml), "CPU", config)
+        self.batch = batch
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        result = self.compiled(x.astype(np.float32))
+        return np.asarray(result[self.compiled.output(0)])
+
+
+def available_cpu_backends() -> list[BackendName]:
+    """CPU backends whose runtime is importable here (torch always)."""
+    names: list[BackendName] = ["torch"]
+    for name, module in (("onnx", "onnxruntime"), ("openvino", "openvino")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        names.append(name)  # type: ignore[arg-type]
+    return names

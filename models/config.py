@@ -1,0 +1,131 @@
+"""The training config: one validated pydantic model loaded from YAML, defaults in one place.
+
+>>> cfg = TrainConfig.model_validate({"name": "x", "epochs": 1})
+>>> cfg.imgsz, cfg.model, cfg.data.synthetic.n_train
+(512, 'yolo11n.yaml', 64)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from geo.errors import ConfigError
+
+__all__ = [
+    "SyntheticData",
+    "FairDroneData",
+    "DataConfig",
+    "TrainConfig",
+    "load_config",
+    "apply_overrides",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyntheticData(_Strict):
+    """Rendered synthetic districts (:mod:`models.datasets.synthetic`)."""
+
+    enabled: bool = True
+    n_train: int = Field(default=64, ge=0)
+    n_val: int = Field(default=16, ge=0)
+    renderer: Literal["auto", "geo", "procedural", "mixed"] = "auto"
+    gsd_range: tuple[float, float] = (0.12, 0.35)
+    no_change_fraction: float = Field(default=0.15, ge=0, le=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+
+
+class FairDroneData(_Strict):
+    """Pseudo pairs from real drone imagery (:mod:`models.datasets.fairdrone`)."""
+
+    enabled: bool = False
+    prepared: str = ".device/fairdrone"
+    source: str = "../shared/data/fair-drone"
+    required: bool = False
+    n_train: int = Field(default=64, ge=0)
+    n_val: int = Field(default=16, ge=0)
+    gsd_range: tuple[float, float] = (0.1, 0.35)
+    no_change_fraction: float = Field(default=0.2, ge=0, le=1)
+
+
+class DataConfig(_Strict):
+    """Which builders feed training, and how many chips each."""
+
+    synthetic: SyntheticData = SyntheticData()
+    fairdrone: FairDroneData = FairDroneData()
+    workers: int = Field(
+        default=0, ge=0, description="processes for chip generation; 0 = all cores"
+    )
+
+
+class TrainConfig(_Strict):
+    """Everything a training run needs; ``buildwatch train --config X.yaml`` loads one."""
+
+    name: str = "buildwatch-cd-yolo11n"
+    model: str = "yolo11n.yaml"
+    imgsz: int = Field(default=512, ge=32)
+    working_gsd_m: float = Field(default=0.2, gt=0)
+    overlap_px: int = Field(default=64, ge=0)
+    epochs: int = Field(default=1, ge=1)
+    time_hours: float | None = Field(default=None, gt=0, description="hard cap on training time")
+    batch: int = Field(default=16, ge=1)
+    seed: int = 0
+    device: str = "auto"
+    workers: int = Field(default=0, ge=0, description="dataloader workers")
+    cache: Literal[False, "ram", "disk"] = False
+    patience: int = 100
+    out: str = "runs/train"
+    data: DataConfig = DataConfig()
+    train_args: dict[str, Any] = Field(default_factory=dict)
+    description: str = "6-channel early-fusion YOLO change detector (flight RGB + baseline RGB)"
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.model.endswith(".pt") and not Path(self.model).is_file():
+            raise ValueError(
+                f"model {self.model!r}: a *.pt name would be downloaded; use 'yolo11n.yaml' "
+                "or the path of an existing weights file"
+            )
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r}: expected KEY=VALUE, e.g. data.synthetic.n_train=16"
+            )
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read and validate a training config; errors name the file and the bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the training config ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    raw = apply_overrides(raw, list(overrides or []))
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})") from exc

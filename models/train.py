@@ -1,0 +1,208 @@
+"""Train the change detector from a :class:`models.config.TrainConfig`: data, fit, validate, card.
+
+:func:`train` builds each enabled dataset under ``out/data/<builder>``, trains ultralytics YOLO on
+all of them together (seeded, device auto, ``amp=False``, ``plots=False``), validates the best
+weights on each builder's validation split separately, then writes ``out/<name>.pt`` and the
+model card ``out/<name>.yaml`` beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geo.errors import ConfigError, InputFileError, ModelError
+from models.card import ModelCard, sha256, write_card
+from models.classes import CLASS_NAMES
+from models.config import TrainConfig
+from models.datasets.writer import write_data_yaml
+from models.runtime import configure_ultralytics, set_threads
+
+__all__ = ["TrainResult", "train", "build_datasets", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the weights and card went, and the validation metrics per dataset."""
+
+    weights: Path
+    card: Path
+    metrics: dict[str, Any]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` when torch sees a GPU, else ``cpu``; other values pass through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
+    """Build every enabled dataset under ``root``; returns builder name -> its ``data.yaml``."""
+    workers = cfg.data.workers or os.cpu_count() or 1
+    out: dict[str, Path] = {}
+    syn = cfg.data.synthetic
+    if syn.enabled and syn.n_train + syn.n_val:
+        from models.datasets.synthetic import SyntheticSpec, build_synthetic
+
+        spec = SyntheticSpec(
+            n_train=syn.n_train,
+            n_val=syn.n_val,
+            size_px=cfg.imgsz,
+            working_gsd=cfg.working_gsd_m,
+            gsd_range=syn.gsd_range,
+            no_change_fraction=syn.no_change_fraction,
+            seed=cfg.seed,
+            renderer=syn.renderer,
+        )
+        out["synthetic"] = build_synthetic(root / "synthetic", spec, workers, syn.time_budget_s)
+    fd = cfg.data.fairdrone
+    if fd.enabled and fd.n_train + fd.n_val:
+        prepared = Path(fd.prepared)
+        if not any(prepared.glob("*.json")) and Path(fd.source).is_dir():
+            from models.datasets.fairdrone_prepare import prepare_fairdrone
+
+            prepare_fairdrone(fd.source, prepared, gsd=cfg.working_gsd_m / 2)
+        if any(prepared.glob("*.json")):
+            from models.datasets.fairdrone import FairDroneSpec, build_fairdrone
+
+            spec_fd = FairDroneSpec(
+                n_train=fd.n_train,
+                n_val=fd.n_val,
+                size_px=cfg.imgsz,
+                working_gsd=cfg.working_gsd_m,
+                gsd_range=fd.gsd_range,
+                no_change_fraction=fd.no_change_fraction,
+                seed=cfg.seed,
+            )
+            out["fairdrone"] = build_fairdrone(prepared, root / "fairdrone", spec_fd, workers)
+        elif fd.required:
+            raise InputFileError(
+                f"{prepared}: no prepared fair-drone mosaics and no source at {fd.source}; "
+                "run `buildwatch build-dataset fairdrone-prepare` or disable data.fairdrone"
+            )
+        else:
+            log.warning("fair-drone data not found at %s or %s; skipped", prepared, fd.source)
+    if not out:
+        raise ConfigError("training config enables no dataset with chips; enable data.synthetic")
+    return out
+
+
+def _combined_yaml(datasets: dict[str, Path], root: Path) -> Path:
+    trains, vals = [], []
+    for data_yaml in datasets.values():
+        raw = yaml.safe_load(data_yaml.read_text())
+        trains += raw["train"] if isinstance(raw["train"], list) else [raw["train"]]
+        vals.append(raw["val"])
+    data = {"path": str(root.resolve()), "train": trains, "val": vals, "channels": 6,
+            "names": dict(enumerate(CLASS_NAMES))}  # fmt: skip
+    path = root / "data.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _metrics(model: Any, data_yaml: Path, cfg: TrainConfig, device: str, project: Path) -> dict:
+    res = model.val(data=str(data_yaml), imgsz=cfg.imgsz, batch=cfg.batch, device=device,
+                    plots=False, verbose=False, project=str(project), name="val",
+                    exist_ok=True, workers=cfg.workers)  # fmt: skip
+    box = res.box
+    per_class = {}
+    for i, name in enumerate(CLASS_NAMES):
+        idx = list(getattr(box, "ap_class_index", []))
+        if i in idx:
+            j = idx.index(i)
+            per_class[name] = {"precision": round(float(box.p[j]), 4), "recall": round(float(box.r[j]), 4),
+                               "map50": round(float(box.ap50[j]), 4)}  # fmt: skip
+    return {"precision": round(float(box.mp), 4), "recall": round(float(box.mr), 4),
+            "map50": round(float(box.map50), 4), "map50_95": round(float(box.map), 4),
+            "per_class": per_class}  # fmt: skip
+
+
+def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") -> TrainResult:
+    """Build data, train, validate and write ``<name>.pt`` + ``<name>.yaml`` under ``out``."""
+    out = Path(out or cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    configure_ultralytics()
+    t0 = time.monotonic()
+    datasets = build_datasets(cfg, out / "data")
+    data_yaml = _combined_yaml(datasets, out / "data")
+    t_data = time.monotonic() - t0
+    from ultralytics import YOLO
+
+    set_threads()
+    device = resolve_device(cfg.device)
+    model = YOLO(cfg.model)
+    args: dict[str, Any] = dict(
+        data=str(data_yaml), imgsz=cfg.imgsz, epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed,
+        deterministic=True, device=device, workers=cfg.workers, amp=False, plots=False,
+        project=str(out), name="train", exist_ok=True, cache=cfg.cache, patience=cfg.patience,
+        verbose=False,
+    )  # fmt: skip
+    if cfg.time_hours:
+        args["time"] = cfg.time_hours
+    args.update(cfg.train_args)
+    log.info("training %s on %s (%s)", cfg.model, device, ", ".join(datasets))
+    t1 = time.monotonic()
+    model.train(**args)
+    t_train = time.monotonic() - t1
+    run_dir = out / "train"
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        best = run_dir / "weights" / "last.pt"
+    if not best.is_file():
+        raise ModelError(f"{run_dir}: training produced no weights (see the ultralytics log above)")
+    weights = out / f"{cfg.name}.pt"
+    shutil.copyfile(best, weights)
+    trained = YOLO(str(weights))
+    metrics = {name: _metrics(trained, y, cfg, device, out) for name, y in datasets.items()}
+    results_csv = run_dir / "results.csv"
+    epochs_run = (
+        max(0, len(results_csv.read_text().splitlines()) - 1) if results_csv.is_file() else 0
+    )
+    card = ModelCard(
+        name=cfg.name,
+        weights=weights.name,
+        working_gsd_m=cfg.working_gsd_m,
+        imgsz=cfg.imgsz,
+        overlap_px=cfg.overlap_px,
+        architecture=f"{cfg.model}, 6-channel early fusion (flight RGB + baseline RGB)",
+        description=cfg.description,
+        training_data={name: _describe(y) for name, y in datasets.items()},
+        metrics={"validation": metrics},
+        train_settings={
+            "epochs_run": epochs_run,
+            "epochs": cfg.epochs,
+            "time_hours": cfg.time_hours,
+            "batch": cfg.batch,
+            "seed": cfg.seed,
+            "device": device,
+            "data_seconds": round(t_data, 1),
+            "train_seconds": round(t_train, 1),
+            **{k: v for k, v in cfg.train_args.items()},
+        },  # fmt: skip
+        reproduce=command,
+        sha256=sha256(weights),
+    )
+    card_path = write_card(card, weights.with_suffix(".yaml"))
+    log.info("wrote %s and %s", weights, card_path)
+    return TrainResult(weights, card_path, metrics)
+
+
+def _describe(data_yaml: Path) -> dict[str, Any]:
+    root = data_yaml.parent
+    count = {s: len(list((root / "images" / s).glob("*.tif"))) for s in ("train", "val")}
+    return {"chips": count, "gsd_m": None}
+
+
+_ = write_data_yaml

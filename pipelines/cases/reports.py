@@ -1,0 +1,211 @@
+"""Daily (in-progress ledger) and monthly (existing ledger) reports per township and district.
+
+The notice's reporting chain: the in-progress ledger (在建违法建筑) goes up daily, the existing
+ledger (存量违法建筑) monthly, township → district → city. A report is one table with a row per
+township and a row per district: counts by state (as the ledger stands now), cases new in the
+period (first seen in it), cases closed in the period (moved to removed/enforced/rejected in it),
+supervised open cases and overdue ones, plus a short Chinese text summary.
+
+:func:`build_table` is pure (cases + history → table); :func:`write_report` writes CSV or XLSX
+(Chinese headers) and the summary as a ``.txt`` beside it, each atomically.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from geo.errors import ConfigError
+from pipelines.cases.states import (
+    CLOSED_STATES,
+    LEDGER_LABELS_ZH,
+    LEDGERS,
+    REJECTED,
+    STATE_LABELS_ZH,
+)
+from pipelines.cases.store import LedgerStore
+
+__all__ = [
+    "Report",
+    "build_table",
+    "summarise",
+    "daily_report",
+    "monthly_report",
+    "write_report",
+    "REPORT_LABELS_ZH",
+]
+
+REPORT_LABELS_ZH: dict[str, str] = {
+    "level": "级别",
+    "district_code": "区县编码",
+    "district_name": "区县",
+    "township_code": "乡镇(街道)编码",
+    "township_name": "乡镇(街道)",
+    **STATE_LABELS_ZH,
+    "total": "合计",
+    "open": "未办结",
+    "new_in_period": "本期新增",
+    "closed_in_period": "本期办结",
+    "supervised_open": "督办中",
+    "overdue": "逾期",
+}
+_LEVEL_ZH = {"district": "区县", "township": "乡镇(街道)"}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report: which ledger, which period (inclusive), the table and its summary."""
+
+    kind: str
+    ledger: str
+    start: date
+    end: date
+    table: pd.DataFrame
+    summary: str
+
+
+def build_table(
+    cases: pd.DataFrame, history: pd.DataFrame, ledger: str, start: date, end: date, today: date
+) -> pd.DataFrame:
+    """Rows per township then per district for one ledger (see the module docstring)."""
+    states = [*LEDGERS[ledger], REJECTED]
+    keys = ["district_code", "district_name", "township_code", "township_name"]
+    c = cases[cases["ledger"] == ledger].copy()
+    for k in keys:
+        c[k] = c[k].fillna("").astype(str)
+    lo, hi = start.isoformat(), end.isoformat()
+    c["open"] = ~c["state"].isin(list(CLOSED_STATES))
+    c["new_in_period"] = c["first_seen"].astype(str).str[:10].between(lo, hi)
+    h = history[history["case_id"].isin(c["case_id"])]
+    closing = h[
+        h["to_state"].isin(list(CLOSED_STATES))
+        & (h["from_state"] != h["to_state"])
+        & h["at"].astype(str).str[:10].between(lo, hi)
+    ]
+    c["closed_in_period"] = c["case_id"].isin(closing["case_id"])
+    c["supervised_open"] = c["supervised"].astype(bool) & c["open"]
+    deadline = c["deadline"].fillna("").astype(str)
+    c["overdue"] = c["supervised_open"] & (deadline != "") & (deadline < today.isoformat())
+    for s in states:
+        c[s] = c["state"] == s
+    c["total"] = True
+    measures = [*states, "total", "open", "new_in_period", "closed_in_period"]
+    measures += ["supervised_open", "overdue"]
+    town = c.groupby(keys, dropna=False)[measures].sum().reset_index().assign(level="township")
+    dist = c.groupby(keys[:2], dropna=False)[measures].sum().reset_index().assign(level="district")
+    table = pd.concat([town, dist], ignore_index=True).fillna("")
+    table = table[["level", *keys, *measures]]
+    table[measures] = table[measures].astype(int)
+    order = table["level"].map({"township": 0, "district": 1})
+    return (
+        table.assign(_o=order)
+        .sort_values(["district_code", "_o", "township_code"])
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
+
+
+def summarise(table: pd.DataFrame, ledger: str, kind: str, start: date, end: date) -> str:
+    """A few Chinese sentences a district office can paste into its report."""
+    period = start.isoformat() if start == end else f"{start.isoformat()}至{end.isoformat()}"
+    word = "本日" if kind == "daily" else "本月"
+    name = LEDGER_LABELS_ZH[ledger]
+    lines = [f"{name}台账{'日报' if kind == 'daily' else '月报'}（{period}）"]
+    dist = table[table["level"] == "district"]
+    if dist.empty:
+        lines.append("台账中暂无案件。")
+    for _, d in dist.iterrows():
+        by_state = "、".join(
+            f"{STATE_LABELS_ZH[s]}{int(d[s])}" for s in (*LEDGERS[ledger], REJECTED) if int(d[s])
+        )
+        lines.append(
+            f"{d['district_name'] or d['district_code'] or '未知区县'}：共{int(d['total'])}宗"
+            f"（{by_state or '无'}），未办结{int(d['open'])}宗；{word}新增{int(d['new_in_period'])}宗，"
+            f"{word}办结{int(d['closed_in_period'])}宗；督办中{int(d['supervised_open'])}宗，"
+            f"逾期{int(d['overdue'])}宗。"
+        )
+        towns = table[
+            (table["level"] == "township") & (table["district_code"] == d["district_code"])
+        ]
+        busiest = towns.sort_values("open", ascending=False).head(3)
+        if len(busiest) and int(busiest["open"].iloc[0]):
+            top = "、".join(
+                f"{t['township_name'] or t['township_code']}（{int(t['open'])}宗）"
+                for _, t in busiest.iterrows()
+                if int(t["open"])
+            )
+            lines.append(f"  未办结最多的乡镇(街道)：{top}。")
+    return "\n".join(lines) + "\n"
+
+
+def _report(
+    store: LedgerStore, kind: str, ledger: str, start: date, end: date, today: date
+) -> Report:
+    cases = pd.DataFrame(store.cases().drop(columns="geometry"))
+    table = build_table(cases, store.history(), ledger, start, end, today)
+    return Report(kind, ledger, start, end, table, summarise(table, ledger, kind, start, end))
+
+
+def daily_report(store: LedgerStore, day: date | None = None, today: date | None = None) -> Report:
+    """The in-progress ledger's daily report for *day* (default today)."""
+    day = day or date.today()
+    return _report(store, "daily", "in_progress", day, day, today or max(day, date.today()))
+
+
+def monthly_report(
+    store: LedgerStore, month: str | None = None, today: date | None = None
+) -> Report:
+    """The existing ledger's monthly report for *month* (``YYYY-MM``, default this month)."""
+    month = month or date.today().strftime("%Y-%m")
+    try:
+        year, mon = (int(p) for p in month.split("-"))
+        start = date(year, mon, 1)
+    except ValueError:
+        raise ConfigError(f"month {month!r} is not YYYY-MM; e.g. --month 2024-05") from None
+    end = date(year, mon, calendar.monthrange(year, mon)[1])
+    return _report(store, "monthly", "existing", start, end, today or date.today())
+
+
+def _atomic(path: Path, write: object) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))  # type: ignore[operator]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: Report, path: str | Path) -> list[Path]:
+    """Write the table (``.csv`` UTF-8 with BOM, or ``.xlsx``) with Chinese headers, and the
+    summary beside it as ``<stem>.txt``; returns the files written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ConfigError(f"report {path}: use a .csv or .xlsx file name")
+    if not path.parent.is_dir():
+        raise ConfigError(f"report {path}: folder {path.parent} does not exist; create it")
+    table = report.table.assign(level=report.table["level"].map(_LEVEL_ZH))
+    table = table.rename(columns=REPORT_LABELS_ZH)
+    if suffix == ".csv":
+        _atomic(path, lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
+    else:
+
+        def _xlsx(p: Path) -> None:
+            with pd.ExcelWriter(p, engine="openpyxl") as xl:
+                table.to_excel(xl, sheet_name="台账", index=False)
+                pd.DataFrame({"说明": report.summary.splitlines()}).to_excel(
+                    xl, sheet_name="摘要", index=False
+                )
+
+        _atomic(path, _xlsx)
+    summary = path.with_suffix(".txt")
+    _atomic(summary, lambda p: p.write_text(report.summary, encoding="utf-8"))
+    return [path, summary]

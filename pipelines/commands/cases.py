@@ -1,0 +1,320 @@
+"""``buildwatch cases``: the two case ledgers (in-progress, existing) — list, show, update, import.
+
+The ledger is ``--ledger`` (a GeoPackage path or ``postgresql://`` URL) or ``ledger.url`` of
+``--config``. Library code lives in :mod:`pipelines.cases`; this module only parses options and
+prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["group", "open_store", "ledger_option", "config_option"]
+
+ledger_option = click.option(
+    "--ledger",
+    "ledger",
+    default=None,
+    metavar="PATH|URL",
+    help="Case ledger: GeoPackage path or postgresql://... (default: ledger.url of --config).",
+)
+config_option = click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="buildwatch YAML config (section ledger: url, lock_timeout_s, min_overlap).",
+)
+
+
+def open_store(ledger: str | None, config_path: Path | None) -> tuple[Any, Any]:
+    """The ledger store and the ledger config section from the options."""
+    from geo.errors import ConfigError
+    from pipelines.cases.store import LedgerStore
+    from pipelines.config import load_config
+
+    cfg = load_config(config_path).ledger
+    url = ledger or cfg.url
+    if not url:
+        raise ConfigError(
+            "no ledger given; pass --ledger PATH.gpkg|postgresql://... or set ledger.url"
+        )
+    return LedgerStore(url, lock_timeout_s=cfg.lock_timeout_s), cfg
+
+
+@click.group("cases")
+def group() -> None:
+    """The case ledgers: 在建 (in-progress: discovered → stopped → removed) and 存量 (existing:
+    evidence → notice → penalty → enforced); any open case may be rejected with a reason."""
+
+
+@group.command("ingest")
+@click.argument("leads_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@ledger_option
+@config_option
+@click.option("--flight-id", default=None, help="Flight id (default: the leads' flight_id).")
+@click.option("--run-id", default="", help="Run id; a run already ingested is skipped.")
+@click.option(
+    "--flight-date", default=None, metavar="YYYY-MM-DD", help="Default: leads' flight_date."
+)
+@click.option(
+    "--coverage",
+    "coverage_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Polygon file of the area the flight saw (default: layer 'coverage' of LEADS, if any).",
+)
+@click.option("--who", default="buildwatch", show_default=True, help="Recorded in the history.")
+def ingest_command(
+    leads_path: Path,
+    ledger: str | None,
+    config_path: Path | None,
+    flight_id: str | None,
+    run_id: str,
+    flight_date: str | None,
+    coverage_path: Path | None,
+    who: str,
+) -> None:
+    """Put a run's leads (LEADS = its leads.gpkg) into the ledger; creates the ledger if absent."""
+    import geopandas as gpd
+    import pyogrio
+
+    from pipelines.cases.ingest import ingest_leads, read_leads
+
+    store, cfg = open_store(ledger, config_path)
+    leads = read_leads(leads_path)
+    coverage = None
+    if coverage_path is not None:
+        coverage = gpd.read_file(coverage_path)
+    elif "coverage" in [str(n) for n, _ in pyogrio.list_layers(leads_path)]:
+        coverage = gpd.read_file(leads_path, layer="coverage")
+    r = ingest_leads(
+        store,
+        leads,
+        flight_id=flight_id,
+        run_id=run_id,
+        flight_date=flight_date,
+        coverage=coverage,
+        who=who,
+        source=str(leads_path),
+        evidence_root=leads_path.resolve().parent,
+        min_overlap=cfg.min_overlap,
+    )
+    if r.skipped:
+        click.echo(f"flight {r.flight_id} was already ingested into {store.label}; nothing changed")
+        return
+    click.echo(
+        f"flight {r.flight_id} -> {store.label}: {r.n_leads} leads ({r.n_permitted} permitted "
+        f"skipped), {r.n_new} new cases, {r.n_seen_again} seen again, {r.n_reopened} reopened, "
+        f"{r.n_not_observed} not observed"
+    )
+
+
+@group.command("list")
+@ledger_option
+@config_option
+@click.option("--ledger-kind", type=click.Choice(["in_progress", "existing"]), default=None)
+@click.option("--state", "states", multiple=True, help="Only these states (repeatable).")
+@click.option("--township", default=None, help="Township code.")
+@click.option("--district", default=None, help="District code.")
+@click.option("--open", "open_only", is_flag=True, help="Only open cases.")
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the list (.csv or .gpkg).",
+)
+def list_command(
+    ledger: str | None,
+    config_path: Path | None,
+    ledger_kind: str | None,
+    states: tuple[str, ...],
+    township: str | None,
+    district: str | None,
+    open_only: bool,
+    out_path: Path | None,
+) -> None:
+    """List cases (one line each)."""
+    store, _ = open_store(ledger, config_path)
+    cases = store.cases(
+        ledger=ledger_kind,
+        states=list(states) or None,
+        township_code=township,
+        district_code=district,
+        open_only=open_only,
+    )
+    for _, c in cases.iterrows():
+        flags = ("  督办 " + c["deadline"] if c["supervised"] else "") + (
+            "  not observed" if c["not_observed"] else ""
+        )
+        click.echo(
+            f"{c['case_id']}  {c['ledger']:<11} {c['state']:<10} {c['class']:<12} "
+            f"{c['township_name'] or c['township_code']:<8} {c['unit_name']:<10} "
+            f"seen {c['times_seen']}x {c['first_seen']}..{c['last_seen']}{flags}"
+        )
+    click.echo(f"{len(cases)} case(s)")
+    if out_path is not None:
+        _write_list(cases, out_path)
+        click.echo(f"wrote {out_path}")
+
+
+def _write_list(cases: Any, out_path: Path) -> None:
+    import os
+    import tempfile
+
+    from geo.errors import ConfigError
+
+    suffix = out_path.suffix.lower()
+    if suffix not in (".csv", ".gpkg"):
+        raise ConfigError(f"--out {out_path}: use .csv or .gpkg")
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=out_path.parent)
+    os.close(fd)
+    if suffix == ".csv":
+        cases.drop(columns="geometry").to_csv(tmp, index=False, encoding="utf-8-sig")
+    else:
+        os.unlink(tmp)
+        cases.to_file(tmp, layer="cases", driver="GPKG")
+    os.replace(tmp, out_path)
+
+
+@group.command("show")
+@click.argument("case_id")
+@ledger_option
+@config_option
+def show_command(case_id: str, ledger: str | None, config_path: Path | None) -> None:
+    """One case and its full history."""
+    from geo.errors import LedgerError
+    from pipelines.cases.states import STATE_LABELS_ZH, allowed_transitions
+
+    store, _ = open_store(ledger, config_path)
+    found = store.cases(case_ids=[case_id])
+    if found.empty:
+        raise LedgerError(f"case {case_id}: no such case in {store.label}")
+    c = found.iloc[0]
+    for name, value in c.drop(labels="geometry").items():
+        click.echo(f"{name:>18}: {value}")
+    click.echo(f"{'area polygon':>18}: {c.geometry.wkt[:80]}...")
+    nxt = allowed_transitions(c["ledger"], c["state"])
+    click.echo(f"{'next':>18}: {', '.join(f'{s} ({STATE_LABELS_ZH[s]})' for s in nxt) or '-'}")
+    click.echo("history:")
+    for _, h in store.history(case_id).iterrows():
+        move = f"{h['from_state'] or '-'} -> {h['to_state']}"
+        reason = f" [{h['reject_reason']}]" if h["reject_reason"] else ""
+        click.echo(f"  {h['at']}  {h['who']:<12} {move:<24}{reason} {h['note']}")
+
+
+@group.command("update")
+@click.argument("case_id")
+@click.option("--to", "to_state", required=True, help="New state (English or Chinese).")
+@click.option("--who", required=True, help="Who made the change.")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Default: today.")
+@click.option("--note", default="", help="Note for the history.")
+@click.option("--reason", default="", help="Reject reason: false_detection|permitted|duplicate.")
+@ledger_option
+@config_option
+def update_command(
+    case_id: str,
+    to_state: str,
+    who: str,
+    day: str | None,
+    note: str,
+    reason: str,
+    ledger: str | None,
+    config_path: Path | None,
+) -> None:
+    """Move one case to its next state (or reject it with a reason)."""
+    from datetime import date
+
+    from pipelines.cases.imports import Update, apply_updates, normalise_reason, normalise_state
+
+    store, _ = open_store(ledger, config_path)
+    day = day or date.today().isoformat()
+    upd = Update(case_id, normalise_state(to_state), who, day, note, normalise_reason(reason))
+    result = apply_updates(store, [upd], source="cli:update")
+    for cid, frm, to in result.changes:
+        click.echo(f"{cid}: {frm} -> {to}")
+
+
+@group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and show what would change; write nothing.")
+@ledger_option
+@config_option
+def import_command(path: Path, dry_run: bool, ledger: str | None, config_path: Path | None) -> None:
+    """Apply a township's update file (CSV/XLSX: case_id, to_state, who, date, note, reason).
+
+    Every row is checked first; any problem -> all problems listed and nothing applied.
+    """
+    from pipelines.cases.imports import import_updates
+
+    store, _ = open_store(ledger, config_path)
+    result = import_updates(store, path, dry_run=dry_run)
+    for cid, frm, to in result.changes:
+        click.echo(f"{cid}: {frm} -> {to}")
+    verb = "would apply" if dry_run else "applied"
+    click.echo(f"{verb} {len(result.changes)} update(s) from {path.name}")
+
+
+@group.command("supervise")
+@click.argument("case_id")
+@click.option("--deadline", default=None, metavar="YYYY-MM-DD", help="Deadline for clearance.")
+@click.option("--who", required=True, help="Who orders the supervision (挂牌督办).")
+@click.option("--note", default="")
+@click.option("--off", is_flag=True, help="Lift the supervision.")
+@ledger_option
+@config_option
+def supervise_command(
+    case_id: str,
+    deadline: str | None,
+    who: str,
+    note: str,
+    off: bool,
+    ledger: str | None,
+    config_path: Path | None,
+) -> None:
+    """Put a case under supervision (挂牌督办) with a deadline, or lift it."""
+    from pipelines.cases.imports import supervise
+
+    store, _ = open_store(ledger, config_path)
+    supervise(store, case_id, deadline=deadline, who=who, note=note, off=off)
+    click.echo(f"{case_id}: supervision {'lifted' if off else f'until {deadline}'}")
+
+
+@group.command("overdue")
+@ledger_option
+@config_option
+@click.option("--today", default=None, metavar="YYYY-MM-DD", help="Reference day (default today).")
+def overdue_command(ledger: str | None, config_path: Path | None, today: str | None) -> None:
+    """Supervised open cases past their deadline (逾期督办案件)."""
+    from datetime import date
+
+    from pipelines.cases.imports import overdue
+
+    store, _ = open_store(ledger, config_path)
+    late = overdue(store, date.fromisoformat(today) if today else None)
+    for _, c in late.iterrows():
+        click.echo(
+            f"{c['case_id']}  {c['state']:<10} deadline {c['deadline']}  "
+            f"{c['days_overdue']} day(s) overdue  {c['township_name']} {c['unit_name']}"
+        )
+    click.echo(f"{len(late)} overdue supervised case(s)")
+
+
+@group.command("export-labels")
+@click.argument("out_path", type=click.Path(dir_okay=False, path_type=Path))
+@ledger_option
+@config_option
+def export_labels_command(out_path: Path, ledger: str | None, config_path: Path | None) -> None:
+    """Confirmed and rejected (hard-negative) cases as a labelled GeoPackage for training."""
+    from pipelines.cases.feedback import export_labels
+
+    store, _ = open_store(ledger, config_path)
+    counts = export_labels(store, out_path)
+    click.echo(
+        f"wrote {out_path}: {int(counts.get('confirmed', 0))} confirmed, "
+        f"{int(counts.get('rejected', 0))} rejected (hard negatives)"
+    )

@@ -1,0 +1,84 @@
+"""``buildwatch inspect`` and ``buildwatch coreg``: look at rasters and at a pair's registration."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["command", "coreg_command"]
+
+
+@click.command("inspect")
+@click.argument("rasters", nargs=-1, required=True, type=click.Path(path_type=str))
+def command(rasters: tuple[str, ...]) -> None:
+    """Print CRS, GSD, bands, footprint and overviews of each RASTER."""
+    from geo.pairing import scan_epoch
+    from geo.raster import raster_info
+
+    for path in rasters:
+        info = raster_info(path)
+        scan = scan_epoch(path, "raster")
+        fp = scan.footprint
+        area = f"{fp.area:,.0f} m²" if scan.crs.is_projected else f"{fp.area:.6g} deg²"
+        click.echo(f"{info.path}")
+        click.echo(
+            f"  driver     {info.driver}, {info.width} x {info.height} px, block {info.block_shape}"
+        )
+        click.echo(f"  crs        {info.crs}")
+        click.echo(f"  gsd        {info.res[0]:.4g} x {info.res[1]:.4g} (CRS units/px)")
+        click.echo(
+            f"  bands      {info.count} x {info.dtype}; RGB = {info.rgb_bands}, "
+            f"alpha = {info.alpha_band}, nodata = {info.nodata}"
+        )
+        click.echo(f"  bounds     {tuple(round(v, 3) for v in info.bounds)}")
+        click.echo(
+            f"  footprint  {fp.geom_type}, {area}, "
+            f"{100.0 * scan.valid.mean():.1f}% of the extent valid"
+        )
+        ovr = ", ".join(str(f) for f in info.overviews) or "none (reads decimate full resolution)"
+        click.echo(f"  overviews  {ovr}")
+        if info.dtype != "uint8":
+            lo = ", ".join(f"{v:.0f}" for v in scan.stretch.lo)
+            hi = ", ".join(f"{v:.0f}" for v in scan.stretch.hi)
+            click.echo(f"  stretch    2-98% lo ({lo}) hi ({hi}) -> 0-255")
+
+
+@click.command("coreg")
+@click.option("--baseline", "baseline", required=True, type=click.Path(path_type=str))
+@click.option("--flight", "flight", required=True, type=click.Path(path_type=str))
+@click.option("--gsd", type=float, default=0.2, show_default=True, help="Working GSD (m/px).")
+@click.option(
+    "--max-residual-m", type=float, default=0.5, show_default=True, help="Gate threshold (m)."
+)
+def coreg_command(baseline: str, flight: str, gsd: float, max_residual_m: float) -> None:
+    """Estimate the baseline's misregistration against the flight and apply the gate.
+
+    Exits with code 4 when the gate fails.
+    """
+    import sys
+
+    from geo.tiles import open_pair
+
+    with open_pair(flight, baseline, gsd, max_residual_m=max_residual_m) as pair:
+        reg = pair.registration
+        fp = pair.footprints
+        click.echo(
+            f"flight    {flight} ({pair.crs.to_string()}, {pair.width} x {pair.height} px @ {gsd} m)"
+        )
+        click.echo(f"baseline  {baseline}")
+        click.echo(
+            f"coverage  common {fp.common.area:,.0f} m², unknown (flight only) {fp.unknown.area:,.0f} m²"
+        )
+        click.echo(f"shift     dx {reg.dx_m:+.3f} m, dy {reg.dy_m:+.3f} m")
+        if reg.affine is not None:
+            a = reg.affine
+            click.echo(f"affine    [{a.a:.6f} {a.b:.6f} {a.c:.3f}; {a.d:.6f} {a.e:.6f} {a.f:.3f}]")
+        click.echo(
+            f"residual  {reg.residual_px:.3f} px ({reg.residual_px * gsd:.3f} m) "
+            f"from {reg.n_estimates}/{reg.n_windows} sub-windows"
+        )
+        click.echo(f"confidence {reg.confidence:.2f}")
+        if not reg.failed_areas.is_empty:
+            click.echo(f"failed    {reg.failed_areas.area:,.0f} m² marked not comparable")
+        click.echo(f"gate      {'PASSED' if reg.gate_passed else 'FAILED'}: {reg.message}")
+    if not reg.gate_passed:
+        sys.exit(4)

@@ -1,0 +1,193 @@
+"""``buildwatch build-dataset | train | evaluate | export``: the detector's commands."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["build_dataset_command", "train_command", "evaluate_command", "export_command"]
+
+
+@click.command("build-dataset")
+@click.argument("builder", type=click.Choice(["synthetic", "fairdrone", "fairdrone-prepare"]))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--n-train", default=64, show_default=True, help="Training chips.")
+@click.option("--n-val", default=16, show_default=True, help="Validation chips.")
+@click.option("--size", default=512, show_default=True, help="Chip size in pixels.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Processes.")
+@click.option("--source", type=click.Path(path_type=Path), default=None,
+              help="fairdrone: prepared folder; fairdrone-prepare: the fair-drone data folder.")  # fmt: skip
+def build_dataset_command(
+    builder: str, out: Path, n_train: int, n_val: int, size: int, seed: int, workers: int,
+    source: Path | None,
+) -> None:  # fmt: skip
+    """Write a 6-channel ultralytics dataset (or prepare fair-drone mosaics) under OUT."""
+    if builder == "synthetic":
+        from models.datasets.synthetic import SyntheticSpec, build_synthetic
+
+        spec = SyntheticSpec(n_train=n_train, n_val=n_val, size_px=size, seed=seed)
+        click.echo(build_synthetic(out, spec, workers))
+    elif builder == "fairdrone-prepare":
+        from models.datasets.fairdrone_prepare import prepare_fairdrone
+
+        metas = prepare_fairdrone(source or Path("../shared/data/fair-drone"), out)
+        for m in metas:
+            click.echo(f"{m['name']}: {m['width']}x{m['height']} px, {m['buildings']} buildings")
+    else:
+        from models.datasets.fairdrone import FairDroneSpec, build_fairdrone
+
+        fd_spec = FairDroneSpec(n_train=n_train, n_val=n_val, size_px=size, seed=seed)
+        click.echo(build_fairdrone(source or Path(".device/fairdrone"), out, fd_spec, workers))
+
+
+@click.command("train")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Training config YAML (see models/configs/).")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: the config's `out`).")  # fmt: skip
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set epochs=3 --set data.synthetic.n_train=32.")  # fmt: skip
+def train_command(config_path: Path, out: Path | None, overrides: tuple[str, ...]) -> None:
+    """Train the change detector; writes NAME.pt and its model card NAME.yaml."""
+    from models.config import load_config
+    from models.train import train
+
+    cfg = load_config(config_path, list(overrides))
+    args = ["train", "--config", str(config_path)] + (["--out", str(out)] if out else [])
+    args += [a for kv in overrides for a in ("--set", kv)]
+    command = "buildwatch " + " ".join(shlex.quote(a) for a in args)
+    if os.environ.get("BW_REPRODUCE"):  # set by scripts/device_train.sh
+        command = f"{os.environ['BW_REPRODUCE']}  (runs: {command})"
+    result = train(cfg, out, command=command)
+    click.echo(f"weights: {result.weights}")
+    click.echo(f"card:    {result.card}")
+    for name, m in result.metrics.items():
+        click.echo(
+            f"{name:10s} P {m['precision']:.3f}  R {m['recall']:.3f}  mAP50 {m['map50']:.3f}"
+        )
+
+
+@click.command("evaluate")
+@click.option("--flight", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Truth GeoPackage; layer `changes` with a `class` column.")  # fmt: skip
+@click.option("--layer", default="changes", show_default=True, help="Truth layer name.")
+@click.option("--pairs", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of flight/baseline/truth: a folder of A/ B/ label/ PNG pairs.")  # fmt: skip
+@click.option("--pair-gsd", default=0.3, show_default=True, help="Native GSD (m) of --pairs.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Weights (default: the shipped detector).")  # fmt: skip
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--backend", default="auto", show_default=True, help="auto | torch | onnx | openvino")
+@click.option("--conf", default=0.25, show_default=True, help="Score threshold for P/R/F1.")
+@click.option("--iou", default=0.25, show_default=True, help="IoU needed for a match.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON report to write.")  # fmt: skip
+def evaluate_command(
+    flight: Path | None, baseline: Path | None, truth: Path | None, layer: str,
+    pairs: Path | None, pair_gsd: float, weights: Path | None, device: str, backend: str,
+    conf: float, iou: float, out_path: Path,
+) -> None:  # fmt: skip
+    """Object-level P/R/F1 (IoU >= 0.25) per class plus mAP50, written as a JSON report.
+
+    \b
+    Either a georeferenced flight + baseline + truth layer (runs the detect pipeline), or
+    --pairs DIR of public change-detection pairs (A = before, B = after, label = mask).
+    """
+    from models.detector import ChangeDetector
+    from models.evaluate import write_report
+
+    if pairs is None and not (flight and baseline and truth):
+        raise click.UsageError("pass --flight, --baseline and --truth, or --pairs DIR")
+    detector = ChangeDetector.load(weights, device=device, backend=backend)
+    if pairs is not None:
+        from models.evaluate_pairs import evaluate_image_pairs
+
+        report = evaluate_image_pairs(detector, pairs, pair_gsd, conf=conf, iou_threshold=iou)
+        report["inputs"] = {"pairs": str(pairs), "pair_gsd_m": pair_gsd}
+    else:
+        assert flight and baseline and truth
+        report = _evaluate_flight(detector, flight, baseline, truth, layer, conf, iou)
+    report["inputs"].update(model=detector.card.name, sha256=detector.card.sha256[:16],
+                            backend=detector.backend.name)  # fmt: skip
+    write_report(report, out_path)
+    _echo_report(report)
+    click.echo(f"report: {out_path}")
+
+
+def _evaluate_flight(
+    detector: Any, flight: Path, baseline: Path, truth: Path, layer: str, conf: float, iou: float
+) -> dict:
+    import geopandas as gpd
+
+    from geo.errors import VectorError
+    from models.evaluate import evaluate_objects
+
+    try:
+        truth_gdf = gpd.read_file(truth, layer=layer)
+    except Exception as exc:
+        raise VectorError(f"{truth}: cannot read layer {layer!r} ({exc})") from exc
+    if "class" not in truth_gdf.columns:
+        raise VectorError(f"{truth}:{layer}: no 'class' column; expected new_building/construction")
+    truth_gdf = truth_gdf[truth_gdf["class"].isin(["new_building", "construction"])]
+    # --- call site: the detect pipeline (pipelines/detect.py, owned by the detect engineer) ---
+    from pipelines.detect import detect_leads
+
+    result = detect_leads(flight, baseline, predict=detector)
+    # -------------------------------------------------------------------------------------------
+    leads = result.leads
+    if truth_gdf.crs is not None and leads.crs is not None and truth_gdf.crs != leads.crs:
+        truth_gdf = truth_gdf.to_crs(leads.crs)
+    area_km2 = float(result.coverage_m2.get("common", 0.0)) / 1e6 or None
+    report = evaluate_objects(
+        leads.geometry.values, list(leads["class"]), list(leads["score"]),
+        truth_gdf.geometry.values, list(truth_gdf["class"]), iou_threshold=iou, conf=conf,
+        area_km2=area_km2,
+    )  # fmt: skip
+    report["inputs"] = {"flight": str(flight), "baseline": str(baseline), "truth": str(truth),
+                        "n_tiles": result.n_tiles, "elapsed_s": round(result.elapsed_s, 1)}  # fmt: skip
+    return report
+
+
+def _echo_report(report: dict) -> None:
+    for name, m in report["per_class"].items():
+        click.echo(f"{name:13s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  "
+                   f"(tp {m['tp']}, fp {m['fp']}, fn {m['fn']})")  # fmt: skip
+    o = report["overall"]
+    if "class_agnostic" in report:
+        a = report["class_agnostic"]
+        click.echo(
+            f"{'any class':13s} P {a['precision']:.3f}  R {a['recall']:.3f}  F1 {a['f1']:.3f}"
+        )
+    click.echo(f"{'overall':13s} P {o['precision']:.3f}  R {o['recall']:.3f}  F1 {o['f1']:.3f}")
+    if report.get("map50") is not None:
+        click.echo(f"mAP50 {report['map50']:.3f}")
+    if "false_detections_per_km2" in report:
+        click.echo(f"false detections per km2: {report['false_detections_per_km2']}")
+
+
+@click.command("export")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Weights (default: the shipped detector).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="openvino",
+              show_default=True)  # fmt: skip
+@click.option("--batch", default=8, show_default=True, help="Static batch size of the export.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where exports go (default: beside the weights, else a user cache).")  # fmt: skip
+def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path | None) -> None:
+    """Export weights for fast CPU inference (the detector finds and reuses these exports)."""
+    from models.backends import cache_dir_for, export_onnx, export_openvino
+    from models.card import read_card, sha256
+    from models.detector import DEFAULT_WEIGHTS
+
+    path = weights or DEFAULT_WEIGHTS
+    card = read_card(path.with_suffix(".yaml"))
+    cache = cache_dir_for(path, cache_dir)
+    onnx_path = export_onnx(path, card.imgsz, batch, cache, (card.sha256 or sha256(path))[:10])
+    click.echo(onnx_path if fmt == "onnx" else export_openvino(onnx_path))

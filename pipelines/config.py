@@ -1,0 +1,326 @@
+"""The one buildwatch configuration: a validated pydantic model loaded from YAML.
+
+Every default lives here (and is mirrored, commented, in ``pipelines/configs/default.yaml``).
+Unknown keys are refused with a :class:`~geo.errors.ConfigError` naming the key, so a typo never
+silently falls back to a default. Relative input paths are resolved against the config file's folder; ``output.dir`` against the
+working directory.
+
+>>> cfg = BuildwatchConfig()
+>>> cfg.filters.min_score["new_building"], cfg.output.chinese_headers
+(0.35, False)
+>>> BuildwatchConfig.model_validate({"filters": {"min_score": {"house": 0.5}}})
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for BuildwatchConfig
+...
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from geo.errors import ConfigError
+from models.classes import CLASS_NAMES
+
+__all__ = [
+    "BuildwatchConfig",
+    "DetectorConfig",
+    "TilingConfig",
+    "CoregConfig",
+    "FiltersConfig",
+    "UnitsConfig",
+    "LayerSource",
+    "OutputConfig",
+    "load_config",
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_MIN_AREA_M2",
+    "DEFAULT_MIN_SCORE",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("configs") / "default.yaml"
+
+
+class _Strict(BaseModel):
+    """Base for every section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class _Permissive(BaseModel):
+    """Base for sections owned by other areas that are still being designed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class DetectorConfig(_Strict):
+    """Which model to run and where."""
+
+    weights: Path | None = Field(None, description="weights file; None = the shipped weights")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    conf: float = Field(0.1, ge=0.0, le=1.0, description="detector confidence floor")
+    batch: int = Field(8, ge=1, description="tiles per predict call")
+
+
+class TilingConfig(_Strict):
+    """Tile geometry; None means "take it from the model card"."""
+
+    gsd: float | None = Field(None, gt=0, description="working GSD m/px (card: working_gsd_m)")
+    size: int | None = Field(None, ge=32, description="tile size px (card: imgsz)")
+    overlap: int | None = Field(None, ge=0, description="tile overlap px (card: overlap)")
+    prefetch: int = Field(2, ge=0)
+
+
+class CoregConfig(_Strict):
+    """Co-registration of the baseline onto the flight (see geo.tiles.open_pair)."""
+
+    mode: str = Field("auto", description="passed to open_pair(coreg=...)")
+    max_residual_m: float = Field(0.5, gt=0, description="gate: residual above this is unusable")
+
+
+#: default thresholds per class (a class missing from a config file gets these)
+DEFAULT_MIN_AREA_M2: dict[str, float] = {"new_building": 4.0, "construction": 6.0}
+DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.35, "construction": 0.35}
+
+
+class FiltersConfig(_Strict):
+    """Which merged candidates become leads."""
+
+    min_area_m2: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIN_AREA_M2))
+    min_score: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIN_SCORE))
+    merge_iosa: float = Field(
+        0.5, gt=0, le=1, description="merge two candidates when intersection/smaller area >= this"
+    )
+    min_coverage_fraction: float = Field(
+        0.5, ge=0, le=1, description="share of a lead inside valid two-epoch coverage"
+    )
+    permit_min_overlap: float = Field(
+        0.5, ge=0, le=1, description="share of a lead inside a permit polygon to be 'permitted'"
+    )
+    known_building_min_overlap: float = Field(
+        0.3, ge=0, le=1, description="share of a lead on a known building to flag it"
+    )
+
+    @field_validator("min_area_m2", "min_score")
+    @classmethod
+    def _known_classes(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        unknown = sorted(set(value) - set(CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown class {unknown[0]!r}; classes are {list(CLASS_NAMES)}")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("thresholds must be >= 0")
+        defaults = DEFAULT_MIN_AREA_M2 if info.field_name == "min_area_m2" else DEFAULT_MIN_SCORE
+        return {c: float(value.get(c, defaults[c])) for c in CLASS_NAMES}
+
+    def thresholds(self) -> dict[str, Any]:
+        """The thresholds that decide what a lead is, per class (recorded as provenance)."""
+        return {
+            "min_area_m2": dict(self.min_area_m2),
+            "min_score": dict(self.min_score),
+            "merge_iosa": self.merge_iosa,
+            "min_coverage_fraction": self.min_coverage_fraction,
+            "permit_min_overlap": self.permit_min_overlap,
+            "known_building_min_overlap": self.known_building_min_overlap,
+        }
+
+    def thresholds_json(self) -> str:
+        return json.dumps(self.thresholds(), sort_keys=True, separators=(",", ":"))
+
+
+class UnitsConfig(_Strict):
+    """The administrative units GeoPackage (layers: see data/README.md)."""
+
+    path: Path | None = None
+
+
+class LayerSource(_Strict):
+    """An optional polygon layer: a file, a layer name, or both.
+
+    With no ``path`` the layer is read from the units GeoPackage when it has one by that name.
+    """
+
+    path: Path | None = None
+    layer: str | None = None
+
+
+class OutputConfig(_Strict):
+    """Where and how ``buildwatch run`` writes."""
+
+    dir: Path = Path("buildwatch-output")
+    chinese_headers: bool = False
+    evidence: bool = True
+    evidence_pad_m: float = Field(6.0, ge=0)
+
+
+class LedgerConfig(_Strict):
+    """The case ledger (pipelines.cases): where it is and how ingests match leads to cases."""
+
+    url: str | None = Field(
+        None,
+        description="GeoPackage path (relative to the config) or postgresql://...; None = none",
+    )
+    lock_timeout_s: float = Field(30.0, gt=0, description="a writer waits this long for another")
+    min_overlap: float = Field(
+        0.1, gt=0, le=1, description="lead is a sighting of a case at intersection/smaller >= this"
+    )
+
+
+class PriorityWeights(_Strict):
+    """Weights of the clearance-priority score (see pipelines.maps.priorities; any >= 0, sum > 0)."""
+
+    density: float = Field(0.35, ge=0, description="open cases per hectare of the unit")
+    open_cases: float = Field(0.20, ge=0, description="open cases in the unit")
+    new_area: float = Field(0.15, ge=0, description="m2 of open new structures")
+    growth: float = Field(0.20, ge=0, description="cases first seen in the last growth window")
+    confirmed: float = Field(0.10, ge=0, description="share of cases confirmed by officers")
+
+
+class MapsConfig(_Strict):
+    """Clearance priorities, hot spots and maps (``buildwatch priorities`` / ``map``)."""
+
+    weights: PriorityWeights = Field(default_factory=PriorityWeights)
+    growth_window_days: int = Field(30, ge=1, description="'growth since the previous month'")
+    priority_bins: tuple[float, float] = Field(
+        (30.0, 60.0), description="score limits of the medium and high priority classes"
+    )
+    hotspot_eps_m: float = Field(150.0, gt=0, description="cluster link distance, metres")
+    hotspot_min_samples: int = Field(3, ge=2, description="cases within eps to seed a hot spot")
+    hotspot_open_only: bool = Field(True, description="cluster open cases only")
+    offline: bool = Field(True, description="maps with no CDN/tiles: Leaflet inlined")
+    embed_chips: bool = Field(True, description="evidence chips inlined as base64 in popups")
+    overlay_max_px: int = Field(1600, ge=64, description="longest side of the flight overlay")
+
+
+class NightlyConfig(_Strict):
+    """Scheduled and batch processing (``buildwatch nightly`` / ``batch``; pipelines.nightly)."""
+
+    inbox: Path = Field(Path("inbox"), description="folder where new flights land")
+    catalogue_dir: Path = Field(Path("baselines"), description="folder of baseline rasters")
+    output_root: Path = Field(Path("nightly-output"), description="one sub-folder per flight")
+    catalogue_file: Path | None = Field(None, description="default <output_root>/catalogue.geojson")
+    state_db: Path | None = Field(None, description="default <output_root>/nightly-state.sqlite")
+    lock_file: Path | None = Field(None, description="default <output_root>/nightly.lock")
+    health_file: Path | None = Field(None, description="default <output_root>/health.json")
+    scheduler: str | None = Field(None, description="tcp://HOST:8786; None = in-process")
+    tile_batch: int = Field(16, ge=1, description="tiles per task (and per checkpoint commit)")
+    min_coverage: float = Field(0.5, gt=0, le=1, description="baseline must cover this share")
+    poll_seconds: float = Field(600.0, gt=0, description="inbox poll interval without --once")
+    ignore: list[str] = Field(default_factory=list, description="inbox name globs to skip")
+    refresh_maps: bool = Field(True, description="re-render maps and reports after ingesting")
+
+    def resolve_paths(self, base: Path) -> NightlyConfig:
+        """A copy with relative paths taken relative to ``base`` and defaults filled in."""
+        root = self.output_root if self.output_root.is_absolute() else base / self.output_root
+
+        def fix(p: Path | None, default: str) -> Path:
+            return root / default if p is None else p if p.is_absolute() else base / p
+
+        return self.model_copy(
+            update={
+                "inbox": fix(self.inbox, ""),
+                "catalogue_dir": fix(self.catalogue_dir, ""),
+                "output_root": root,
+                "catalogue_file": fix(self.catalogue_file, "catalogue.geojson"),
+                "state_db": fix(self.state_db, "nightly-state.sqlite"),
+                "lock_file": fix(self.lock_file, "nightly.lock"),
+                "health_file": fix(self.health_file, "health.json"),
+            }
+        )
+
+
+class BuildwatchConfig(_Strict):
+    """The whole configuration of one buildwatch job."""
+
+    baseline: Path | None = Field(None, description="baseline raster when --baseline is not given")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tiling: TilingConfig = Field(default_factory=TilingConfig)
+    coreg: CoregConfig = Field(default_factory=CoregConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    units: UnitsConfig = Field(default_factory=UnitsConfig)
+    permits: LayerSource = Field(default_factory=lambda: LayerSource(layer="permits"))
+    known_buildings: LayerSource = Field(
+        default_factory=lambda: LayerSource(layer="known_buildings")
+    )
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    maps: MapsConfig = Field(default_factory=MapsConfig)
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)
+
+    def resolve_paths(self, base: Path) -> BuildwatchConfig:
+        """Return a copy whose relative paths are taken relative to ``base``."""
+
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else (base / p)
+
+        data = self.model_copy(deep=True)
+        data.baseline = fix(data.baseline)
+        data.detector.weights = fix(data.detector.weights)
+        data.units.path = fix(data.units.path)
+        data.permits.path = fix(data.permits.path)
+        data.known_buildings.path = fix(data.known_buildings.path)
+        data.nightly = data.nightly.resolve_paths(base)
+        if data.ledger.url and "://" not in data.ledger.url:
+            data.ledger.url = str(fix(Path(data.ledger.url)))
+        return data
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(
+                f"unknown key {key!r} (check spelling; see pipelines/configs/default.yaml)"
+            )
+        else:
+            value = err.get("input")
+            problems.append(f"{key}: {err['msg']} (got {value!r})")
+    return f"{source}: " + "; ".join(problems)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> BuildwatchConfig:
+    """Load and validate a YAML config (``None`` = all defaults), then apply ``overrides``.
+
+    ``overrides`` is a nested dict of the same shape (e.g. from CLI options). Raises
+    :class:`ConfigError` naming the file and the offending key or value.
+    """
+    raw: dict[str, Any] = {}
+    source = "config"
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found; pass an existing YAML file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{path}: top level must be a mapping of sections, got {type(loaded).__name__}"
+            )
+        raw = loaded
+        base = path.resolve().parent
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict):
+            current = raw.get(section) or {}
+            if not isinstance(current, dict):
+                raise ConfigError(f"{source}: section {section!r} must be a mapping")
+            raw[section] = {**current, **values}
+        else:
+            raw[section] = values
+    try:
+        cfg = BuildwatchConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+    return cfg.resolve_paths(base)

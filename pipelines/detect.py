@@ -1,0 +1,381 @@
+"""Flight + baseline → leads: the tile loop, seam merge, filters, joins and evidence.
+
+The model is a callback (``list of (h, w, 6) uint8 tiles -> list[Candidates]``) or a detector
+object with ``.predict(images, conf=...)`` and ``.card``; this module never imports torch.
+
+>>> from pipelines.detect import tiling_params
+>>> tiling_params(None, None)
+(0.2, 512, 64)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geo.errors import ConfigError, ModelError
+from geo.evidence import write_evidence_pair
+from geo.units import Units, read_layer, read_units
+from models.candidates import Candidates
+from pipelines.config import BuildwatchConfig
+from pipelines.leads.build import Provenance, build_leads, select_leads
+from pipelines.leads.filters import FilterCounts
+from pipelines.leads.georef import MapCandidates, georeference
+from pipelines.leads.merge import merge_candidates
+
+__all__ = [
+    "Predict",
+    "ModelInfo",
+    "LeadsResult",
+    "detect_leads",
+    "load_detector",
+    "tiling_params",
+    "software_version",
+]
+
+log = logging.getLogger(__name__)
+
+Predict = Callable[[list[np.ndarray]], list[Candidates]]
+
+#: used when neither the config nor a model card says otherwise
+DEFAULT_GSD_M, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX = 0.2, 512, 64
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What model produced the candidates (from its card; a callback is 'callback')."""
+
+    name: str = "callback"
+    sha256: str = ""
+    working_gsd_m: float | None = None
+    imgsz: int | None = None
+    overlap: int | None = None
+
+
+@dataclass
+class LeadsResult:
+    """Leads of one flight plus everything a run summary needs to explain them."""
+
+    leads: gpd.GeoDataFrame
+    crs: Any
+    flight_id: str
+    baseline_id: str
+    model: ModelInfo
+    thresholds: dict[str, Any]
+    gsd_m: float
+    tile_px: int
+    overlap_px: int
+    n_tiles: int = 0
+    n_candidates: int = 0
+    n_merged_away: int = 0
+    dropped: FilterCounts = field(default_factory=FilterCounts)
+    registration: dict[str, Any] = field(default_factory=dict)
+    coverage_m2: dict[str, float] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
+    units: Units | None = None
+    elapsed_s: float = 0.0
+
+
+def software_version() -> str:
+    try:
+        return metadata.version("buildwatch")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def tiling_params(
+    config: BuildwatchConfig | None, model: ModelInfo | None
+) -> tuple[float, int, int]:
+    """Working GSD (m/px), tile size and overlap (px): config, else model card, else defaults."""
+    t = config.tiling if config is not None else None
+    gsd = (t.gsd if t else None) or (model.working_gsd_m if model else None) or DEFAULT_GSD_M
+    size = (t.size if t else None) or (model.imgsz if model else None) or DEFAULT_TILE_PX
+    overlap = t.overlap if t and t.overlap is not None else None
+    if overlap is None:
+        overlap = model.overlap if model and model.overlap is not None else DEFAULT_OVERLAP_PX
+    return float(gsd), int(size), int(overlap)
+
+
+def load_detector(config: BuildwatchConfig) -> Any:
+    """Load the change detector named by ``config.detector`` (imports the model stack lazily)."""
+    try:
+        from models.detector import ChangeDetector
+    except ImportError as exc:
+        raise ModelError(f"the detector is not available in this install ({exc})") from exc
+    weights = config.detector.weights
+    if weights is not None and not Path(weights).is_file():
+        raise ModelError(f"{weights}: weights file not found; pass --weights with an existing file")
+    return ChangeDetector.load(
+        weights=weights,
+        device=config.detector.device,
+        backend=config.detector.backend,
+        batch=config.detector.batch,
+    )
+
+
+def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
+    card = getattr(predict, "card", None)
+    if card is not None and hasattr(predict, "predict"):
+        digest = str(getattr(card, "sha256", "") or "")
+        weights = getattr(predict, "weights", None)
+        if not digest and weights is not None and Path(weights).is_file():
+            digest = _sha256(Path(weights))
+        overlap = getattr(card, "overlap_px", None)
+        info = ModelInfo(
+            name=str(getattr(card, "name", "detector")),
+            sha256=digest[:16],
+            working_gsd_m=getattr(card, "working_gsd_m", None),
+            imgsz=getattr(card, "imgsz", None),
+            overlap=overlap if overlap is not None else getattr(card, "overlap", None),
+        )
+        return partial(predict.predict, conf=conf), info
+    if not callable(predict):
+        raise TypeError("predict must be a callable or a detector with .predict and .card")
+    return predict, ModelInfo(name=getattr(predict, "__name__", "callback"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_pair(flight: Path, baseline: Path, **kwargs: Any) -> AbstractContextManager[Any]:
+    """Indirection so tests can substitute a stand-in pair reader."""
+    from geo.tiles import open_pair
+
+    return open_pair(flight, baseline, **kwargs)
+
+
+def _batched(items: Iterator[Any], n: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _optional_layer(
+    source: Any,
+    units_path: Path | None,
+    crs: Any,
+    repairs: list[str],
+    fallback: gpd.GeoDataFrame | None,
+) -> gpd.GeoDataFrame | None:
+    """Permits / known buildings: an explicit file, else the units file's layer, else None."""
+    if source.path is not None:
+        layer = source.layer
+        if layer is None:
+            import pyogrio
+
+            layer = str(pyogrio.list_layers(source.path)[0, 0])
+        return read_layer(source.path, layer, crs, required=(), repairs=repairs)
+    if source.layer and units_path is not None:
+        import pyogrio
+
+        if source.layer in [str(x) for x in pyogrio.list_layers(units_path)[:, 0]]:
+            return read_layer(units_path, source.layer, crs, required=(), repairs=repairs)
+        return None
+    return fallback
+
+
+def _tile_candidates(
+    pair: Any,
+    predict: Predict,
+    size: int,
+    overlap: int,
+    batch: int,
+    prefetch: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[MapCandidates, int, int]:
+    parts: list[MapCandidates] = []
+    n_tiles = n_raw = 0
+    for tiles in _batched(iter(pair.tiles(size=size, overlap=overlap, prefetch=prefetch)), batch):
+        images = [np.concatenate([t.flight, t.baseline], axis=-1) for t in tiles]
+        results = predict(images)
+        if len(results) != len(tiles):
+            raise ModelError(f"predict returned {len(results)} results for {len(tiles)} tiles")
+        for t, cands in zip(tiles, results, strict=True):
+            n_raw += len(cands)
+            h, w = t.flight.shape[:2]
+            parts.append(georeference(cands, t.transform, (h, w), tile_id=int(t.tile.index)))
+        n_tiles += len(tiles)
+        if progress is not None:
+            progress(len(tiles))
+    return MapCandidates.concat(parts), n_tiles, n_raw
+
+
+def detect_leads(
+    flight: str | Path,
+    baseline: str | Path,
+    *,
+    predict: Predict | Any,
+    config: BuildwatchConfig | None = None,
+    units: Units | str | Path | None = None,
+    flight_date: date | None = None,
+    evidence_dir: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LeadsResult:
+    """Find the leads of one flight against its baseline.
+
+    Args:
+        predict: a callback over batches of (h, w, 6) uint8 tiles, or a loaded detector.
+        config: thresholds, tiling, co-registration (defaults when None).
+        units: a :class:`Units`, the path of ``units.gpkg``, or None (config's, else no joins).
+        flight_date: for permit validity and provenance (None: unknown).
+        evidence_dir: when given, write ``<lead_id>_before.png`` / ``_after.png`` there and
+            reference them (relative to its parent folder) from the leads.
+        progress: called with the number of tiles done after each batch.
+    """
+    started = time.perf_counter()
+    config = config or BuildwatchConfig()
+    run_predict, model = _model_of(predict, config.detector.conf)
+    gsd, size, overlap = tiling_params(config, model)
+    if overlap >= size:
+        raise ConfigError(f"tiling.overlap {overlap} must be smaller than tiling.size {size}")
+    with _open_pair(
+        Path(flight),
+        Path(baseline),
+        gsd=gsd,
+        coreg=config.coreg.mode,
+        max_residual_m=config.coreg.max_residual_m,
+    ) as pair:
+        crs = pair.crs
+        repairs: list[str] = []
+        units_path = Path(units) if isinstance(units, (str, Path)) else config.units.path
+        if isinstance(units, Units):
+            unit_layers: Units | None = units
+            units_path = units.path
+            if str(unit_layers.crs) != str(crs):
+                unit_layers = read_units(units.path, crs)
+        elif units_path is not None:
+            unit_layers = read_units(units_path, crs)
+        else:
+            unit_layers = None
+        if unit_layers is not None:
+            repairs += unit_layers.repairs
+        permits = _optional_layer(
+            config.permits, units_path, crs, repairs, unit_layers.permits if unit_layers else None
+        )
+        known = _optional_layer(
+            config.known_buildings,
+            units_path,
+            crs,
+            repairs,
+            unit_layers.known_buildings if unit_layers else None,
+        )
+
+        raw, n_tiles, n_raw = _tile_candidates(
+            pair,
+            run_predict,
+            size,
+            overlap,
+            config.detector.batch,
+            config.tiling.prefetch,
+            progress,
+        )
+        merged, n_absorbed = merge_candidates(raw, iosa=config.filters.merge_iosa)
+        footprints = pair.footprints
+        registration = pair.registration
+        failed = getattr(registration, "failed_areas", None)
+        flight_date = flight_date or getattr(pair, "flight_date", None)
+        selection = select_leads(
+            merged,
+            config.filters,
+            coverage=footprints.common,
+            failed_areas=failed,
+            permits=permits,
+            known_buildings=known,
+            flight_date=flight_date,
+        )
+        provenance = Provenance(
+            flight_id=str(pair.flight_id),
+            baseline_id=str(pair.baseline_id),
+            flight_date=flight_date.isoformat() if flight_date else "",
+            model_name=model.name,
+            model_sha256=model.sha256,
+            thresholds=config.filters.thresholds_json(),
+            software_version=software_version(),
+        )
+        leads = build_leads(selection, crs, provenance, unit_layers)
+        if evidence_dir is not None and len(leads):
+            _write_evidence(pair, leads, Path(evidence_dir), config.output.evidence_pad_m)
+        result = LeadsResult(
+            leads=leads,
+            crs=crs,
+            flight_id=provenance.flight_id,
+            baseline_id=provenance.baseline_id,
+            model=model,
+            thresholds=config.filters.thresholds(),
+            gsd_m=gsd,
+            tile_px=size,
+            overlap_px=overlap,
+            n_tiles=n_tiles,
+            n_candidates=n_raw,
+            n_merged_away=n_absorbed,
+            dropped=selection.counts,
+            registration=_registration_dict(registration),
+            coverage_m2=_coverage_dict(footprints),
+            repairs=repairs,
+            units=unit_layers,
+        )
+    result.elapsed_s = round(time.perf_counter() - started, 3)
+    log.info(
+        "flight %s: %d tiles, %d candidates, %d merged away, %d leads",
+        result.flight_id,
+        n_tiles,
+        n_raw,
+        n_absorbed,
+        len(leads),
+    )
+    return result
+
+
+def _write_evidence(pair: Any, leads: gpd.GeoDataFrame, evidence_dir: Path, pad_m: float) -> None:
+    rel = evidence_dir.name
+    before, after = [], []
+    for lead_id, geom in zip(leads["lead_id"], leads.geometry, strict=True):
+        b = evidence_dir / f"{lead_id}_before.png"
+        a = evidence_dir / f"{lead_id}_after.png"
+        write_evidence_pair(pair.read_window, geom, b, a, pad_m=pad_m)
+        before.append(f"{rel}/{b.name}")
+        after.append(f"{rel}/{a.name}")
+    leads["evidence_before"] = before
+    leads["evidence_after"] = after
+
+
+def _registration_dict(reg: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("gate_passed", "message", "dx_m", "dy_m", "residual_px"):
+        value = getattr(reg, key, None)
+        if isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    failed = getattr(reg, "failed_areas", None)
+    out["failed_area_m2"] = round(float(failed.area), 1) if failed is not None else 0.0
+    return out
+
+
+def _coverage_dict(fp: Any) -> dict[str, float]:
+    def area(g: shapely.Geometry | None) -> float:
+        return round(float(g.area), 1) if g is not None else 0.0
+
+    return {k: area(getattr(fp, k, None)) for k in ("flight", "baseline", "common", "unknown")}

@@ -1,0 +1,146 @@
+"""Ranked clearance-priority tables per district and per township (CSV and XLSX), written atomically.
+
+One CSV per district (``priorities_district_<code>.csv``) and per township
+(``priorities_township_<code>.csv``), UTF-8 with BOM so Excel shows Chinese; one XLSX per
+district with a sheet for the whole district and one per township. ``zh=True`` writes Chinese
+column headers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.maps.priorities import PRIORITY_LABELS_ZH
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "COLUMN_LABELS_ZH",
+    "UNIT_TYPE_LABELS_ZH",
+    "ranked_table",
+    "write_tables",
+    "atomic_path",
+]
+
+#: columns of a ranked table, in order
+TABLE_COLUMNS = (
+    "rank_district",
+    "rank_township",
+    "unit_code",
+    "unit_name",
+    "unit_type",
+    "township_code",
+    "township_name",
+    "district_code",
+    "district_name",
+    "priority",
+    "priority_score",
+    "open_cases",
+    "cases_total",
+    "new_area_m2",
+    "area_ha",
+    "density_per_ha",
+    "new_recent",
+    "new_previous",
+    "growth",
+    "confirmed_share",
+    "rejected",
+    "supervised",
+    "as_of",
+)
+COLUMN_LABELS_ZH: dict[str, str] = {
+    "rank_district": "区县排名",
+    "rank_township": "乡镇（街道）排名",
+    "unit_code": "单元编码",
+    "unit_name": "小区/村（社区）名称",
+    "unit_type": "单元类型",
+    "township_code": "乡镇（街道）编码",
+    "township_name": "乡镇（街道）",
+    "district_code": "区县编码",
+    "district_name": "区县",
+    "priority": "整治优先级",
+    "priority_score": "优先级得分",
+    "open_cases": "未结案件数",
+    "cases_total": "案件总数",
+    "new_area_m2": "新增违建面积（平方米）",
+    "area_ha": "单元面积（公顷）",
+    "density_per_ha": "密度（件/公顷）",
+    "new_recent": "近一月新增",
+    "new_previous": "上一月新增",
+    "growth": "环比增长",
+    "confirmed_share": "核实确认比例",
+    "rejected": "已驳回",
+    "supervised": "挂牌督办",
+    "as_of": "统计日期",
+}
+UNIT_TYPE_LABELS_ZH: dict[str, str] = {"compound": "居住小区", "village": "村", "community": "社区"}
+
+
+def ranked_table(ranked: pd.DataFrame, zh: bool = False) -> pd.DataFrame:
+    """The table view of :func:`~pipelines.maps.priorities.rank_units` output (no geometry)."""
+    table = pd.DataFrame(ranked[list(TABLE_COLUMNS)]).copy()
+    table["area_ha"] = table["area_ha"].round(2)
+    if zh:
+        table["priority"] = table["priority"].map(PRIORITY_LABELS_ZH).fillna(table["priority"])
+        table["unit_type"] = table["unit_type"].map(UNIT_TYPE_LABELS_ZH).fillna(table["unit_type"])
+        table = table.rename(columns=COLUMN_LABELS_ZH)
+    return table
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it replaces ``path`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _safe(code: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(code)) or "none"
+
+
+def write_tables(
+    ranked: pd.DataFrame, out_dir: str | Path, zh: bool = False, xlsx: bool = True
+) -> dict[str, Path]:
+    """Write the ranked tables; returns ``{"district:<code>": csv, "district_xlsx:<code>": ...,
+    "township:<code>": csv}``."""
+    out_dir = Path(out_dir)
+    paths: dict[str, Path] = {}
+    for dcode, dpart in ranked.groupby("district_code", sort=True):
+        dpart = dpart.sort_values("rank_district")
+        path = out_dir / f"priorities_district_{_safe(str(dcode))}.csv"
+        with atomic_path(path) as tmp:
+            ranked_table(dpart, zh).to_csv(tmp, index=False, encoding="utf-8-sig")
+        paths[f"district:{dcode}"] = path
+        towns = list(dpart.groupby("township_code", sort=True))
+        for tcode, tpart in towns:
+            tpath = out_dir / f"priorities_township_{_safe(str(tcode))}.csv"
+            with atomic_path(tpath) as tmp:
+                ranked_table(tpart.sort_values("rank_township"), zh).to_csv(
+                    tmp, index=False, encoding="utf-8-sig"
+                )
+            paths[f"township:{tcode}"] = tpath
+        if xlsx:
+            xpath = out_dir / f"priorities_district_{_safe(str(dcode))}.xlsx"
+            with atomic_path(xpath) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as book:
+                ranked_table(dpart, zh).to_excel(
+                    book, sheet_name="全区" if zh else "district", index=False
+                )
+                for tcode, tpart in towns:
+                    name = str(tpart["township_name"].iloc[0] or tcode) if zh else str(tcode)
+                    ranked_table(tpart.sort_values("rank_township"), zh).to_excel(
+                        book, sheet_name=name[:31], index=False
+                    )
+            paths[f"district_xlsx:{dcode}"] = xpath
+    return paths

@@ -1,0 +1,230 @@
+"""The real per-flight job behind :class:`~pipelines.nightly.job.FlightBackend`.
+
+Tiles come from :func:`geo.tiles.open_pair` (each worker opens and co-registers the pair once and
+keeps it, and loads the detector once, in per-process caches); candidates are replayed into
+:func:`pipelines.run.run_flight`, which merges, filters, joins and writes the outputs exactly as
+``buildwatch run`` does; the ledger is :func:`pipelines.cases.ingest.ingest_leads` (idempotent per
+flight id); maps and the daily report are :func:`pipelines.maps.render.render_all` and
+:mod:`pipelines.cases.reports`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geo.errors import ModelError
+from models.candidates import Candidates
+from pipelines.config import BuildwatchConfig
+from pipelines.nightly.job import FlightOutputs, IngestOutcome, PairRef
+
+__all__ = ["BuildwatchBackend", "ReplayPredict"]
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=2)
+def _open(flight: str, baseline: str, gsd: float, coreg: str, residual: float) -> Any:
+    """One open, co-registered pair per process (workers reuse it across tile batches)."""
+    from geo.tiles import open_pair
+
+    return open_pair(flight, baseline, gsd=gsd, coreg=coreg, max_residual_m=residual)  # type: ignore[arg-type]
+
+
+class _CallbackDetector:
+    """A plain ``predict(images) -> list[Candidates]`` callable dressed as a detector."""
+
+    card = None
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def predict(self, images: list[np.ndarray], conf: float = 0.0) -> list[Candidates]:
+        return list(self.fn(images))
+
+
+@lru_cache(maxsize=1)
+def _detector(config_json: str, predict: str | None) -> Any:
+    """The detector, loaded once per process (keyed by the detector config and callback)."""
+    if predict:
+        module, _, attr = predict.partition(":")
+        return _CallbackDetector(getattr(importlib.import_module(module), attr))
+    from pipelines.detect import load_detector
+
+    return load_detector(BuildwatchConfig.model_validate_json(config_json))
+
+
+class ReplayPredict:
+    """A ``predict`` callback that hands back stored candidates, tile by tile, in tile order.
+
+    ``detect_leads`` calls predict on the tiles with valid pixels in row-major order — the
+    same tiles and order as ``candidates`` (``None`` marks a tile with no valid pixels).
+    """
+
+    __name__ = "replay"
+
+    def __init__(self, candidates: Mapping[int, Candidates | None], card: Any = None) -> None:
+        self._queue = [c for _, c in sorted(candidates.items()) if c is not None]
+        self._pos = 0
+        if card is not None:
+            self.card = card
+
+    def __call__(self, images: list[np.ndarray]) -> list[Candidates]:
+        out = self._queue[self._pos : self._pos + len(images)]
+        if len(out) != len(images):
+            raise ModelError(
+                f"replayed candidates ran out: {len(self._queue)} stored tiles, asked for tile "
+                f"{self._pos + len(images)}; the tile checkpoint does not match this pair"
+            )
+        self._pos += len(images)
+        return [Candidates(c.xyxy, c.score, c.class_id) for c in out]
+
+    def predict(self, images: list[np.ndarray], conf: float = 0.0) -> list[Candidates]:
+        return self(images)
+
+    def finished(self) -> bool:
+        return self._pos == len(self._queue)
+
+
+@dataclass(frozen=True)
+class BuildwatchBackend:
+    """The per-flight job of ``buildwatch run``, split for checkpointing and dask."""
+
+    config: BuildwatchConfig = field(default_factory=lambda: BuildwatchConfig())
+    #: optional ``"module:function"`` predict callback used instead of the detector (tests, demos)
+    predict: str | None = None
+
+    def _tiling(self) -> tuple[float, int, int]:
+        from pipelines.detect import ModelInfo, tiling_params
+
+        card = getattr(_detector(self._det_json(), self.predict), "card", None)
+        info = ModelInfo(
+            working_gsd_m=getattr(card, "working_gsd_m", None),
+            imgsz=getattr(card, "imgsz", None),
+            overlap=getattr(card, "overlap", None),
+        )
+        return tiling_params(self.config, info)
+
+    def _det_json(self) -> str:
+        return BuildwatchConfig(detector=self.config.detector).model_dump_json()
+
+    def _pair(self, pair: PairRef) -> Any:
+        gsd, _, _ = self._tiling()
+        c = self.config.coreg
+        return _open(pair.flight, pair.baseline, gsd, c.mode, c.max_residual_m)
+
+    def tile_indices(self, pair: PairRef) -> list[int]:
+        _, size, overlap = self._tiling()
+        return [int(w.index) for w in self._pair(pair).tile_windows(size, overlap)]
+
+    def checkpoint_key(self, pair: PairRef) -> dict[str, Any]:
+        det = _detector(self._det_json(), self.predict)
+        card = getattr(det, "card", None)
+        return {
+            "flight": pair.flight,
+            "baseline": pair.baseline,
+            "tiling": self._tiling(),
+            "model": str(getattr(card, "sha256", "") or getattr(card, "name", "")),
+            "conf": self.config.detector.conf,
+            "coreg": self.config.coreg.model_dump(),
+        }
+
+    def predict_tiles(self, pair: PairRef, indices: Sequence[int]) -> dict[int, Candidates | None]:
+        _, size, overlap = self._tiling()
+        imagery = self._pair(pair)
+        windows = {int(w.index): w for w in imagery.tile_windows(size, overlap)}
+        det = _detector(self._det_json(), self.predict)
+        out: dict[int, Candidates | None] = {}
+        valid: list[tuple[int, np.ndarray]] = []
+        for i in indices:
+            tp = imagery.read_tile(windows[int(i)])
+            if tp.valid.any():
+                valid.append((int(i), np.concatenate([tp.flight, tp.baseline], axis=-1)))
+            else:
+                out[int(i)] = None  # detect_leads skips such tiles too
+        step = self.config.detector.batch
+        for start in range(0, len(valid), step):
+            chunk = valid[start : start + step]
+            results = det.predict([img for _, img in chunk], conf=self.config.detector.conf)
+            for (i, _), cands in zip(chunk, results, strict=True):
+                out[i] = cands.with_tile_id(i)
+        return out
+
+    def finish_flight(
+        self, pair: PairRef, candidates: Mapping[int, Candidates | None], out_dir: Path
+    ) -> FlightOutputs:
+        from pipelines.run import run_flight
+
+        det = _detector(self._det_json(), self.predict)
+        replay = ReplayPredict(candidates, getattr(det, "card", None))
+        day = dt.date.fromisoformat(pair.flight_date) if pair.flight_date else None
+        outputs = run_flight(
+            pair.flight,
+            config=self.config,
+            baseline=pair.baseline,
+            out_dir=out_dir,
+            predict=replay,
+            flight_date=day,
+        )
+        if not replay.finished():
+            raise ModelError(
+                f"{pair.flight_id}: the tile checkpoint has more tiles than the job read"
+            )
+        return FlightOutputs(
+            out_dir=out_dir, leads_path=outputs.gpkg, n_leads=len(outputs.result.leads)
+        )
+
+    def _ledger_url(self) -> str:
+        url = self.config.ledger.url
+        if url:
+            return str(url)
+        root = self.config.nightly.output_root
+        return str(root / "ledger.gpkg")
+
+    def ingest(self, pair: PairRef, outputs: FlightOutputs) -> IngestOutcome:
+        from pipelines.cases.ingest import ingest_leads, read_leads
+        from pipelines.cases.store import LedgerStore
+
+        store = LedgerStore(self._ledger_url())
+        result = ingest_leads(
+            store,
+            read_leads(outputs.leads_path),
+            flight_id=pair.flight_id,
+            flight_date=pair.flight_date,
+            source=str(outputs.leads_path),
+            evidence_root=outputs.out_dir,
+        )
+        return IngestOutcome(
+            new_cases=result.n_new, updated_cases=result.n_seen_again + result.n_reopened
+        )
+
+    def refresh(self, output_root: Path) -> list[Path]:
+        from pipelines.cases.reports import daily_report, write_report
+        from pipelines.cases.store import LedgerStore, read_cases
+        from pipelines.maps.inputs import load_units
+        from pipelines.maps.render import render_all
+
+        written: list[Path] = []
+        url = self._ledger_url()
+        reports = output_root / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        report = daily_report(LedgerStore(url))
+        written += write_report(report, reports / f"daily-{dt.date.today().isoformat()}.xlsx")
+        if self.config.units.path is not None:
+            paths = render_all(
+                output_root / "maps",
+                read_cases(url),
+                load_units(self.config.units.path),
+                offline=True,
+                config=self.config.maps,
+            )
+            written += list(paths.values())
+        return written

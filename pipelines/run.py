@@ -1,0 +1,250 @@
+"""The whole job for one flight: leads, evidence, exports and a run summary, into one folder.
+
+Outputs (see data/README.md): ``leads.gpkg`` (layers ``leads``, ``summary_units``,
+``summary_townships``), ``leads.csv``, ``leads.xlsx``, ``evidence/``, ``run_summary.json`` and
+``run_summary.txt``. Everything is written to a staging folder first and moved into place at
+the end, so a failed run never leaves half-written outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geo.errors import ConfigError
+from models.classes import CLASS_LABELS_ZH
+from pipelines.config import BuildwatchConfig
+from pipelines.detect import LeadsResult, Predict, detect_leads, load_detector
+from pipelines.leads.summary import summarize_townships, summarize_units
+from pipelines.schema import LEAD_COLUMNS, LEAD_COLUMNS_ZH
+
+__all__ = ["RunOutputs", "run_flight", "write_leads_gpkg", "summary_dict", "summary_text"]
+
+log = logging.getLogger(__name__)
+
+STATUS_ZH = {"lead": "线索", "permitted": "已批准"}
+UNIT_TYPE_ZH = {
+    "compound": "居住小区",
+    "village": "村",
+    "community": "社区",
+    "unassigned": "未归属",
+}
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """Paths written by :func:`run_flight`, and the detection result behind them."""
+
+    out_dir: Path
+    gpkg: Path
+    csv: Path
+    xlsx: Path
+    evidence_dir: Path | None
+    summary_json: Path
+    summary_txt: Path
+    result: LeadsResult
+
+
+def write_leads_gpkg(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
+    """Write GeoPackage layers to ``path`` atomically (a temp file beside it, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.gpkg")
+    try:
+        for name, gdf in layers.items():
+            gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _table(leads: gpd.GeoDataFrame, chinese: bool) -> pd.DataFrame:
+    table = pd.DataFrame(leads.drop(columns=leads.geometry.name))
+    if chinese:
+        table["class"] = table["class"].map(lambda c: CLASS_LABELS_ZH.get(c, c))
+        table["status"] = table["status"].map(lambda s: STATUS_ZH.get(s, s))
+        table["unit_type"] = table["unit_type"].map(lambda u: UNIT_TYPE_ZH.get(u, u))
+        table = table.rename(columns=LEAD_COLUMNS_ZH)
+    return table
+
+
+def _write_xlsx(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.xlsx")
+    try:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for name, frame in sheets.items():
+                frame.to_excel(xw, sheet_name=name, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]:
+    """The machine-readable run summary."""
+    leads = result.leads
+    is_lead = leads["status"] == "lead"
+    by_township = (
+        leads[is_lead]
+        .groupby(["township_code", "township_name"])
+        .size()
+        .reset_index(name="n_leads")
+    )
+    return {
+        "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "flight_id": result.flight_id,
+        "baseline_id": result.baseline_id,
+        "crs": str(result.crs),
+        "software_version": str(leads["software_version"].iloc[0]) if len(leads) else None,
+        "model": result.model.__dict__,
+        "gsd_m": result.gsd_m,
+        "tile_px": result.tile_px,
+        "overlap_px": result.overlap_px,
+        "thresholds": result.thresholds,
+        "counts": {
+            "tiles": result.n_tiles,
+            "candidates": result.n_candidates,
+            "merged_away": result.n_merged_away,
+            "leads": int(is_lead.sum()),
+            "leads_new_building": int((is_lead & (leads["class"] == "new_building")).sum()),
+            "leads_construction": int((is_lead & (leads["class"] == "construction")).sum()),
+            "permitted": int((leads["status"] == "permitted").sum()),
+            "known_building": int(leads["known_building"].sum()) if len(leads) else 0,
+            "unassigned": int((is_lead & (leads["unit_type"] == "unassigned")).sum()),
+            "dropped": result.dropped.as_dict(),
+        },
+        "leads_by_township": by_township.to_dict("records"),
+        "coverage_m2": result.coverage_m2,
+        "registration": result.registration,
+        "repairs": result.repairs,
+        "elapsed_s": result.elapsed_s,
+        "outputs": outputs,
+    }
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """A short human-readable run summary (English with Chinese labels)."""
+    c = summary["counts"]
+    d = c["dropped"]
+    cov = summary["coverage_m2"]
+    reg = summary["registration"]
+    lines = [
+        f"buildwatch run — flight {summary['flight_id']} vs baseline {summary['baseline_id']}",
+        f"finished {summary['finished_at']} in {summary['elapsed_s']} s; CRS {summary['crs']}",
+        f"model {summary['model']['name']} ({summary['model']['sha256'] or 'no hash'}), "
+        f"GSD {summary['gsd_m']} m, tiles {summary['tile_px']} px / overlap {summary['overlap_px']} px",
+        "",
+        f"leads 线索: {c['leads']}  (new buildings 新建建筑 {c['leads_new_building']}, "
+        f"construction 在建工程 {c['leads_construction']})",
+        f"permitted 已批准 (kept, not leads): {c['permitted']};  on known buildings: {c['known_building']}",
+        f"unassigned to any compound/village 未归属: {c['unassigned']}",
+        f"tiles {c['tiles']}, candidates {c['candidates']}, merged across seams {c['merged_away']}",
+        f"dropped: score {d['below_score']}, area {d['below_area']}, unknown coverage "
+        f"{d['unknown_coverage']}, co-registration failed {d['coregistration_failed']}",
+        f"coverage m²: flight {cov.get('flight', 0)}, both epochs {cov.get('common', 0)}, "
+        f"unknown (no baseline) {cov.get('unknown', 0)}",
+        f"co-registration: gate {'passed' if reg.get('gate_passed') else 'FAILED'}"
+        f" — {reg.get('message') or ''}",
+    ]
+    if summary["leads_by_township"]:
+        lines.append("")
+        lines.append("by township 按乡镇(街道):")
+        for row in summary["leads_by_township"]:
+            lines.append(
+                f"  {row['township_name'] or '(none)'} {row['township_code']}: {row['n_leads']}"
+            )
+    if summary["repairs"]:
+        lines.append("")
+        lines += [f"repaired input: {r}" for r in summary["repairs"]]
+    lines.append("")
+    lines += [f"{k}: {v}" for k, v in summary["outputs"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_flight(
+    flight: str | Path,
+    *,
+    config: BuildwatchConfig,
+    baseline: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    predict: Predict | Any | None = None,
+    flight_date: date | None = None,
+) -> RunOutputs:
+    """Run the whole job for one flight into ``out_dir`` (default ``config.output.dir``)."""
+    baseline = baseline or config.baseline
+    if baseline is None:
+        raise ConfigError("no baseline: pass --baseline B.tif or set 'baseline' in the config")
+    out = Path(out_dir or config.output.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if predict is None:
+        predict = load_detector(config)
+    stage = out / f".staging-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    try:
+        evidence = stage / "evidence" if config.output.evidence else None
+        result = detect_leads(
+            flight,
+            baseline,
+            predict=predict,
+            config=config,
+            flight_date=flight_date,
+            evidence_dir=evidence,
+        )
+        layers = {"leads": result.leads}
+        sheets = {"leads": _table(result.leads, config.output.chinese_headers)}
+        if result.units is not None:
+            layers["summary_units"] = summarize_units(result.leads, result.units)
+            layers["summary_townships"] = summarize_townships(result.leads, result.units)
+            for name in ("summary_units", "summary_townships"):
+                sheets[name] = pd.DataFrame(layers[name].drop(columns="geometry"))
+        write_leads_gpkg(stage / "leads.gpkg", layers)
+        pd.DataFrame(result.leads.drop(columns=result.leads.geometry.name))[
+            list(LEAD_COLUMNS)
+        ].to_csv(stage / "leads.csv", index=False, encoding="utf-8-sig")
+        _write_xlsx(stage / "leads.xlsx", sheets)
+        names = {"leads": "leads.gpkg", "table": "leads.csv", "spreadsheet": "leads.xlsx"}
+        if evidence is not None:
+            evidence.mkdir(exist_ok=True)
+            names["evidence"] = "evidence/"
+        names.update(summary_json="run_summary.json", summary_txt="run_summary.txt")
+        summary = summary_dict(result, {k: str(out / v) for k, v in names.items()})
+        (stage / "run_summary.json").write_text(
+            json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+        )
+        (stage / "run_summary.txt").write_text(summary_text(summary), encoding="utf-8")
+        _publish(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    log.info("run for flight %s written to %s", result.flight_id, out)
+    return RunOutputs(
+        out_dir=out,
+        gpkg=out / "leads.gpkg",
+        csv=out / "leads.csv",
+        xlsx=out / "leads.xlsx",
+        evidence_dir=out / "evidence" if config.output.evidence else None,
+        summary_json=out / "run_summary.json",
+        summary_txt=out / "run_summary.txt",
+        result=result,
+    )
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move staged outputs into ``out`` (files by os.replace; evidence/ swapped as a folder)."""
+    for item in sorted(stage.iterdir()):
+        target = out / item.name
+        if item.is_dir():
+            if target.exists():
+                old = out / f".old-{item.name}-{uuid.uuid4().hex[:8]}"
+                os.replace(target, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(item, target)
+        else:
+            os.replace(item, target)

@@ -1,0 +1,107 @@
+"""Bad inputs give one clear error naming the file and the problem; real formats open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from geo.errors import CoverageError, CRSError, InputFileError, RasterError
+from geo.raster import raster_info
+from geo.tiles import open_pair
+from tests._geo_fixtures import GK, make_world, write_epoch, write_pair
+
+
+def _write(path: Path, count: int, *, crs: CRS | None = GK, alpha0: bool = False) -> Path:
+    data = np.random.default_rng(1).integers(0, 255, (count, 64, 64), dtype=np.uint8)
+    if alpha0:
+        data[3] = 0
+    profile = dict(
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=count,
+        dtype="uint8",
+        transform=Affine(0.2, 0, 500_000, 0, -0.2, 3_270_000),
+    )
+    if crs is not None:
+        profile["crs"] = crs
+    if alpha0:
+        profile.update(photometric="RGB", alpha="YES")
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("good")
+    f, b, _, _ = write_pair(tmp, size=400)
+    return f, b
+
+
+def test_missing_file(tmp_path: Path, good) -> None:
+    with pytest.raises(InputFileError, match=r"flight .*nope\.tif: no such file"):
+        open_pair(tmp_path / "nope.tif", good[1])
+
+
+def test_directory_instead_of_file(tmp_path: Path, good) -> None:
+    with pytest.raises(InputFileError, match=r"baseline .*: is a directory, not a raster"):
+        open_pair(good[0], tmp_path)
+
+
+def test_not_a_raster(tmp_path: Path, good) -> None:
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"this is not a tiff at all" * 10)
+    with pytest.raises(RasterError, match=r"junk\.tif: not a readable raster"):
+        open_pair(junk, good[1])
+
+
+def test_truncated_file(tmp_path: Path, good) -> None:
+    data = good[0].read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RasterError, match=r"cut\.tif: .*(truncated|corrupt)"):
+        open_pair(cut, good[1])
+
+
+def test_no_crs(tmp_path: Path, good) -> None:
+    with pytest.raises(CRSError, match=r"nocrs\.tif: raster has no coordinate reference system"):
+        open_pair(_write(tmp_path / "nocrs.tif", 3, crs=None), good[1])
+
+
+def test_one_band(tmp_path: Path, good) -> None:
+    with pytest.raises(RasterError, match=r"gray\.tif: has 1 band\(s\); an RGB orthophoto needs 3"):
+        open_pair(good[0], _write(tmp_path / "gray.tif", 1))
+
+
+def test_all_transparent(tmp_path: Path, good) -> None:
+    with pytest.raises(RasterError, match=r"clear\.tif: no valid pixels \(all transparent"):
+        open_pair(_write(tmp_path / "clear.tif", 4, alpha0=True), good[1])
+
+
+def test_non_overlapping_pair(tmp_path: Path, good) -> None:
+    world, wt = make_world(300, seed=3)
+    far = write_epoch(tmp_path / "far.tif", world, Affine.translation(5_000, 0) @ wt)
+    with pytest.raises(
+        CoverageError, match=r"flight .*flight\.tif and baseline .*far\.tif do not overlap"
+    ):
+        open_pair(good[0], far)
+
+
+def test_feet_crs_refused(tmp_path: Path, good) -> None:
+    feet = _write(tmp_path / "feet.tif", 3, crs=CRS.from_epsg(2227))  # California ftUS
+    with pytest.raises(CRSError, match=r"feet\.tif: projected CRS .* is not in metres"):
+        open_pair(feet, good[1])
+
+
+def test_raster_info_describes_alpha_and_overviews(tmp_path: Path) -> None:
+    world, wt = make_world(300, seed=2)
+    p = write_epoch(tmp_path / "odm.tif", world, wt, alpha=True, overviews=True)
+    info = raster_info(p)
+    assert info.count == 4 and info.alpha_band == 4 and info.rgb_bands == (1, 2, 3)
+    assert info.overviews == (2, 4, 8) and info.crs == "EPSG:4544"

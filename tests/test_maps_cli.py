@@ -1,0 +1,151 @@
+"""``buildwatch priorities`` and ``buildwatch map`` end to end on a seeded district."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+from pipelines.maps.folium_map import remote_assets
+from tests._maps_fixtures import cases, units, write_units_gpkg  # noqa: F401
+
+
+@pytest.fixture()
+def inputs(tmp_path, units, cases):  # noqa: F811
+    ledger = tmp_path / "cases.gpkg"
+    cases.to_file(ledger, layer="cases", driver="GPKG")
+    return ledger, write_units_gpkg(units, tmp_path / "units.gpkg")
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def test_priorities_command(tmp_path, inputs, capsys):
+    ledger, units_gpkg = inputs
+    code, out, err = _run(
+        [
+            "priorities",
+            "--ledger",
+            str(ledger),
+            "--units",
+            str(units_gpkg),
+            "--out",
+            str(tmp_path / "p"),
+            "--zh",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert " 1. 500104001001" in out or " 1. 500104002005" in out
+    table = pd.read_csv(
+        tmp_path / "p" / "priorities_district_500104.csv", encoding="utf-8-sig", dtype=str
+    )
+    assert table.loc[0, "区县排名"] == "1"
+    assert (tmp_path / "p" / "priorities_district_500104.xlsx").is_file()
+
+
+def test_map_command_offline(tmp_path, inputs, capsys):
+    ledger, units_gpkg = inputs
+    code, out, err = _run(
+        [
+            "map",
+            "--ledger",
+            str(ledger),
+            "--units",
+            str(units_gpkg),
+            "--out",
+            str(tmp_path / "m"),
+            "--offline",
+            "--township",
+            "500104001",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("district map: ") and last.endswith("map_district_500104.html")
+    page = (tmp_path / "m" / "map_district_500104.html").read_text(encoding="utf-8")
+    assert remote_assets(page) == []
+    assert not (tmp_path / "m" / "map_township_500104002.html").exists()
+
+
+def test_map_command_errors_are_one_line(tmp_path, inputs, capsys):
+    ledger, units_gpkg = inputs
+    code, _, err = _run(
+        [
+            "map",
+            "--ledger",
+            str(ledger),
+            "--units",
+            str(units_gpkg),
+            "--out",
+            str(tmp_path / "m"),
+            "--township",
+            "123",
+        ],
+        capsys,
+    )
+    assert code == 2 and "--township '123': not a township" in err
+    code, _, err = _run(
+        [
+            "priorities",
+            "--ledger",
+            str(tmp_path / "none.gpkg"),
+            "--units",
+            str(units_gpkg),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        capsys,
+    )
+    assert code == 3 and "ledger not found" in err
+    code, _, err = _run(
+        [
+            "priorities",
+            "--ledger",
+            str(units_gpkg),
+            "--units",
+            str(units_gpkg),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        capsys,
+    )
+    assert code == 3 and "layer 'cases'" in err
+
+
+def test_priorities_from_a_case_ledger(tmp_path, units, cases, capsys):  # noqa: F811
+    """A ledger made by the cases area (LedgerStore + ingest_leads) is read through the store."""
+    from pipelines.cases.ingest import ingest_leads
+    from pipelines.cases.store import LedgerStore
+
+    leads = cases.drop(columns=["case_id", "ledger", "state", "reject_reason"]).assign(
+        lead_id=[f"F1-{i:05d}" for i in range(len(cases))],
+        status="lead",
+        flight_id="F1",
+        flight_date="2024-06-30",
+    )
+    store = LedgerStore(tmp_path / "ledger.gpkg")
+    ingest_leads(store, leads)
+    store.dispose()
+    units_gpkg = write_units_gpkg(units, tmp_path / "units.gpkg")
+    code, out, err = _run(
+        [
+            "priorities",
+            "--ledger",
+            str(tmp_path / "ledger.gpkg"),
+            "--units",
+            str(units_gpkg),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "p" / "priorities_district_500104.csv", dtype=str)
+    assert table.loc[0, "unit_code"] == "500104001001"  # the most planted unit (14 cases)
+    assert int(table["cases_total"].astype(int).sum()) == len(cases)

@@ -1,0 +1,142 @@
+"""Tiny CPU training through the CLI, then the detector on its weights (network blocked)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from geo.errors import ConfigError, ModelError
+from models.candidates import Candidates
+from models.config import load_config
+from models.detector import ChangeDetector, preprocess
+from pipelines.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out)])
+    assert exit_info.value.code == 0
+    return out
+
+
+def test_tiny_training_writes_weights_and_card(trained):
+    weights, card_path = trained / "tiny-cd.pt", trained / "tiny-cd.yaml"
+    assert weights.stat().st_size > 1_000_000
+    card = yaml.safe_load(card_path.read_text())
+    assert card["channels"] == 6 and card["classes"] == ["new_building", "construction"]
+    assert card["band_order"][:3] == ["flight_red", "flight_green", "flight_blue"]
+    assert card["working_gsd_m"] == 0.2 and card["imgsz"] == 128
+    assert "synthetic" in card["metrics"]["validation"]
+    assert card["reproduce"].startswith("buildwatch train --config models/configs/tiny.yaml")
+    assert len(card["sha256"]) == 64
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_detector_predicts_on_six_channel_tiles(trained, backend, tmp_path):
+    det = ChangeDetector.load(trained / "tiny-cd.pt", device="cpu", backend=backend, batch=2,
+                              cache_dir=tmp_path)  # fmt: skip
+    assert det.card.imgsz == 128 and det.card.overlap == 64
+    rng = np.random.default_rng(0)
+    tiles = [rng.integers(0, 255, (128, 128, 6), dtype=np.uint8) for _ in range(3)]
+    tiles.append(rng.integers(0, 255, (70, 90, 6), dtype=np.uint8))  # an edge tile
+    out = det.predict(tiles, conf=0.0001)
+    assert len(out) == 4 and all(isinstance(c, Candidates) for c in out)
+    assert sum(len(c) for c in out) > 0  # an untrained net still emits low-score boxes
+    assert out[3].xyxy[:, 2].max(initial=0) <= 90 and out[3].xyxy[:, 3].max(initial=0) <= 70
+    with pytest.raises(ModelError, match=r"expected an \(h, w, 6\) uint8"):
+        det.predict([np.zeros((128, 128, 3), np.uint8)])
+
+
+def test_detector_load_errors(tmp_path):
+    with pytest.raises(ModelError, match="weights not found"):
+        ChangeDetector.load(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load YOLO weights"):
+        ChangeDetector.load(bad, device="cpu", backend="torch")
+
+
+def test_preprocess_pads_small_and_shrinks_large_tiles():
+    small = np.full((10, 20, 6), 255, np.uint8)
+    large = np.full((256, 256, 6), 255, np.uint8)
+    x, scales = preprocess([small, large], 128)
+    assert x.shape == (2, 6, 128, 128)
+    assert scales.tolist() == [1.0, 0.5]
+    assert x[0, :, :10, :20].min() == 1.0 and x[0, :, 20:, 20:].max() < 0.5
+
+
+def test_config_errors_name_the_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 0\n")
+    with pytest.raises(ConfigError, match="epochs"):
+        load_config(cfg)
+    cfg.write_text("model: yolo11n.pt\n")
+    with pytest.raises(ConfigError, match="would be downloaded"):
+        load_config(cfg)
+    cfg.write_text("nonsense_key: 1\n")
+    with pytest.raises(ConfigError, match="nonsense_key"):
+        load_config(cfg)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config("models/configs/tiny.yaml", ["epochs"])
+    assert (
+        load_config("models/configs/tiny.yaml", ["data.synthetic.n_train=3"]).data.synthetic.n_train
+        == 3
+    )
+
+
+def test_shipped_configs_validate():
+    for name in ("tiny", "gpu"):
+        cfg = load_config(f"models/configs/{name}.yaml")
+        assert cfg.model == "yolo11n.yaml"
+    assert load_config("models/configs/gpu.yaml").data.fairdrone.enabled
+
+
+def test_evaluate_cli_on_image_pairs_and_flight(trained, tmp_path):
+    import cv2
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from tests._geo_fixtures import GK, write_pair
+
+    rng = np.random.default_rng(0)
+    for sub in ("A", "B", "label"):
+        (tmp_path / "pairs" / sub).mkdir(parents=True)
+    before = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    after = before.copy()
+    after[20:40, 20:50] = 250
+    label = np.zeros((96, 96), np.uint8)
+    label[20:40, 20:50] = 255
+    for sub, img in (("A", before), ("B", after), ("label", label)):
+        cv2.imwrite(str(tmp_path / "pairs" / sub / "p1.png"), img)
+    weights = str(trained / "tiny-cd.pt")
+    report = tmp_path / "pairs.json"
+    with pytest.raises(SystemExit) as ex:
+        main(["evaluate", "--pairs", str(tmp_path / "pairs"), "--pair-gsd", "0.2", "--weights",
+              weights, "--device", "cpu", "--backend", "torch", "--out", str(report)])  # fmt: skip
+    assert ex.value.code == 0
+    data = json.loads(report.read_text())
+    assert data["n_truth"] == 1 and data["pairs"]["p1.png"]["truth"] == 1
+    assert data["area_km2"] == pytest.approx(96 * 96 * 0.04 / 1e6, rel=1e-3)
+
+    f, b, _, wt = write_pair(tmp_path, size=300)
+    x0, y0 = wt @ (100, 100)
+    truth = tmp_path / "truth.gpkg"
+    gpd.GeoDataFrame({"class": ["new_building", ""]}, crs=GK,
+                     geometry=[box(x0 + 10, y0 - 20, x0 + 20, y0 - 10), box(x0, y0 - 5, x0 + 5, y0)],
+                     ).to_file(truth, layer="changes")  # fmt: skip
+    out = tmp_path / "flight.json"
+    with pytest.raises(SystemExit) as ex:
+        main(["evaluate", "--flight", str(f), "--baseline", str(b), "--truth", str(truth),
+              "--weights", weights, "--device", "cpu", "--backend", "torch", "--out", str(out)])  # fmt: skip
+    assert ex.value.code == 0
+    data = json.loads(out.read_text())
+    assert data["n_truth"] == 1  # the nuisance row (class "") is not a truth object
+    assert data["inputs"]["backend"] == "torch" and data["inputs"]["n_tiles"] >= 1
+    with pytest.raises(SystemExit) as ex:
+        main(["evaluate", "--out", str(out)])
+    assert ex.value.code == 2
