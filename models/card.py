@@ -46,6 +46,9 @@ class ModelCard:
     normalisation: str = (
         "uint8 / 255 (as ultralytics does); no mean/std; no BGR flip for 6 channels"
     )
+    #: how the baseline was colour-normalised in training: "none" (colour jitter only, the
+    #: shipped weights) or "histogram" (matched to the flight); the pipeline applies the same
+    baseline_radiometry: str = "none"
     architecture: str = "yolo11n.yaml, 6-channel early fusion"
     description: str = ""
     training_data: dict[str, Any] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from geo.errors import ConfigError
 __all__ = [
     "SyntheticData",
     "FairDroneData",
+    "LabelledPair",
     "DataConfig",
     "TrainConfig",
     "load_config",
@@ -54,11 +55,31 @@ class FairDroneData(_Strict):
     no_change_fraction: float = Field(default=0.2, ge=0, le=1)
 
 
+class LabelledPair(_Strict):
+    """A user-labelled real pair (:mod:`models.datasets.labelled`), e.g. ledger feedback.
+
+    ``labels``: a GeoPackage (or any vector file) with a polygon layer of new structures (optional
+    ``class`` column), or the ledger's export (``buildwatch cases export-labels``, layer
+    ``labels``): ``confirmed`` rows become boxes, ``rejected`` rows hard negatives.
+    ``flight_id`` keeps only that flight's rows of a ledger export.
+    """
+
+    flight: str
+    baseline: str
+    labels: str
+    layer: str | None = None
+    flight_id: str | None = None
+    negatives: str | None = Field(default=None, description="extra hard-negative polygons")
+    negative_fraction: float = Field(default=0.2, ge=0, le=1)
+    val_fraction: float = Field(default=0.2, ge=0, lt=1)
+
+
 class DataConfig(_Strict):
     """Which builders feed training, and how many chips each."""
 
     synthetic: SyntheticData = SyntheticData()
     fairdrone: FairDroneData = FairDroneData()
+    labelled: list[LabelledPair] = Field(default_factory=list)
     workers: int = Field(
         default=0, ge=0, description="processes for chip generation; 0 = all cores"
     )

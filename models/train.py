@@ -94,9 +94,39 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
             )
         else:
             log.warning("fair-drone data not found at %s or %s; skipped", prepared, fd.source)
+    if cfg.data.labelled:
+        out["labelled"] = build_labelled_pairs(cfg, root / "labelled")
     if not out:
         raise ConfigError("training config enables no dataset with chips; enable data.synthetic")
     return out
+
+
+def build_labelled_pairs(cfg: TrainConfig, root: Path) -> Path:
+    """Tile every ``data.labelled`` pair into one dataset under ``root``; returns its data.yaml."""
+    from models.datasets.labelled import build_labelled
+
+    for i, entry in enumerate(cfg.data.labelled):
+        for key in ("flight", "baseline", "labels") + (("negatives",) if entry.negatives else ()):
+            path = Path(getattr(entry, key))
+            if not path.is_file():
+                raise InputFileError(
+                    f"data.labelled[{i}].{key}: {path} not found; fix the path in the training "
+                    "config (relative paths are read from the folder you run buildwatch in)"
+                )
+        build_labelled(
+            entry.flight, entry.baseline, entry.labels, root, layer=entry.layer,
+            negatives=entry.negatives, negative_fraction=entry.negative_fraction,
+            flight_id=entry.flight_id, val_fraction=entry.val_fraction,
+            tag=f"{i:02d}_{Path(entry.flight).stem}", gsd=cfg.working_gsd_m, size=cfg.imgsz,
+            overlap=cfg.overlap_px, seed=cfg.seed + i,
+        )  # fmt: skip
+    from models.datasets.writer import write_data_yaml as _write
+
+    return _write(root)
+
+
+def _has_images(folder: str | Path) -> bool:
+    return Path(folder).is_dir() and any(Path(folder).glob("*.tif"))
 
 
 def _combined_yaml(datasets: dict[str, Path], root: Path) -> Path:
@@ -105,6 +135,10 @@ def _combined_yaml(datasets: dict[str, Path], root: Path) -> Path:
         raw = yaml.safe_load(data_yaml.read_text())
         trains += raw["train"] if isinstance(raw["train"], list) else [raw["train"]]
         vals.append(raw["val"])
+    trains = [t for t in trains if _has_images(t)]
+    vals = [v for v in vals if _has_images(v)] or trains  # a labelled-only run may lack a val split
+    if not trains:
+        raise ConfigError("the enabled datasets wrote no training chips; check data.* in the config")
     data = {"path": str(root.resolve()), "train": trains, "val": vals, "channels": 6,
             "names": dict(enumerate(CLASS_NAMES))}  # fmt: skip
     path = root / "data.yaml"
@@ -165,7 +199,11 @@ def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") ->
     weights = out / f"{cfg.name}.pt"
     shutil.copyfile(best, weights)
     trained = YOLO(str(weights))
-    metrics = {name: _metrics(trained, y, cfg, device, out) for name, y in datasets.items()}
+    metrics = {
+        name: _metrics(trained, y, cfg, device, out)
+        for name, y in datasets.items()
+        if _has_images(y.parent / "images" / "val")
+    }
     results_csv = run_dir / "results.csv"
     epochs_run = (
         max(0, len(results_csv.read_text().splitlines()) - 1) if results_csv.is_file() else 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,6 +41,7 @@ __all__ = [
     "ModelInfo",
     "LeadsResult",
     "detect_leads",
+    "usable_coverage",
     "load_detector",
     "tiling_params",
     "software_version",
@@ -63,6 +64,7 @@ class ModelInfo:
     working_gsd_m: float | None = None
     imgsz: int | None = None
     overlap: int | None = None
+    baseline_radiometry: str | None = None
 
 
 @dataclass
@@ -84,6 +86,8 @@ class LeadsResult:
     dropped: FilterCounts = field(default_factory=FilterCounts)
     registration: dict[str, Any] = field(default_factory=dict)
     coverage_m2: dict[str, float] = field(default_factory=dict)
+    #: valid two-epoch coverage (common footprint minus co-registration failures), pair CRS
+    coverage: shapely.Geometry | None = None
     repairs: list[str] = field(default_factory=list)
     units: Units | None = None
     elapsed_s: float = 0.0
@@ -140,6 +144,7 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
             working_gsd_m=getattr(card, "working_gsd_m", None),
             imgsz=getattr(card, "imgsz", None),
             overlap=overlap if overlap is not None else getattr(card, "overlap", None),
+            baseline_radiometry=getattr(card, "baseline_radiometry", None),
         )
         return partial(predict.predict, conf=conf), info
     if not callable(predict):
@@ -153,6 +158,20 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def radiometric_mode(config: BuildwatchConfig, model: ModelInfo | None) -> str:
+    """Baseline colour normalisation for this run: the config's choice, else what the model was
+    trained with (its card's ``baseline_radiometry``), else histogram matching.
+
+    A learned detector must see the baseline as it saw it in training: matching histograms in
+    front of a model trained with colour jitter only turns seasonal colour shifts into false leads.
+    """
+    choice = config.coreg.radiometric
+    if choice != "auto":
+        return choice
+    trained = model.baseline_radiometry if model is not None else None
+    return "off" if trained == "none" else "histogram"
 
 
 def _open_pair(flight: Path, baseline: Path, **kwargs: Any) -> AbstractContextManager[Any]:
@@ -223,31 +242,92 @@ def _tile_candidates(
     return MapCandidates.concat(parts), n_tiles, n_raw
 
 
+def _precomputed_candidates(
+    pair: Any,
+    candidates: Mapping[int, Candidates | None],
+    size: int,
+    overlap: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[MapCandidates, int, int]:
+    """Georeference candidates computed elsewhere (e.g. on dask workers) from the tile windows.
+
+    No pixels are read: each tile's transform and shape come from ``pair.tile_windows``, exactly
+    as :meth:`tiles` would produce them, so the result equals the in-process tile loop's.
+    """
+    windows = pair.tile_windows(size, overlap)
+    expected = {int(w.index) for w in windows}
+    given = {int(i) for i in candidates}
+    if given != expected:
+        missing, extra = sorted(expected - given), sorted(given - expected)
+        raise ModelError(
+            f"precomputed candidates do not match this pair's {len(expected)} tiles of {size} px "
+            f"(overlap {overlap}): missing tiles {missing[:5]}, unknown tiles {extra[:5]}; "
+            "compute them with the same tiling and co-registration settings"
+        )
+    parts: list[MapCandidates] = []
+    n_tiles = n_raw = 0
+    for w in windows:
+        cands = candidates[int(w.index)]
+        if cands is None:  # no valid pixels: the tile loop skips such tiles too
+            continue
+        n_tiles += 1
+        n_raw += len(cands)
+        transform = w.transform(pair.transform)
+        parts.append(georeference(cands, transform, (w.height, w.width), tile_id=int(w.index)))
+    if progress is not None and n_tiles:
+        progress(n_tiles)
+    return MapCandidates.concat(parts), n_tiles, n_raw
+
+
+def usable_coverage(footprints: Any, registration: Any) -> shapely.Geometry:
+    """The valid two-epoch coverage: the common footprint minus the co-registration failures."""
+    common = footprints.common
+    failed = getattr(registration, "failed_areas", None)
+    if failed is None or failed.is_empty:
+        return common
+    return shapely.make_valid(common.difference(failed))
+
+
 def detect_leads(
     flight: str | Path,
     baseline: str | Path,
     *,
-    predict: Predict | Any,
+    predict: Predict | Any | None = None,
     config: BuildwatchConfig | None = None,
     units: Units | str | Path | None = None,
     flight_date: date | None = None,
     evidence_dir: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
+    candidates: Mapping[int, Candidates | None] | None = None,
 ) -> LeadsResult:
     """Find the leads of one flight against its baseline.
 
     Args:
-        predict: a callback over batches of (h, w, 6) uint8 tiles, or a loaded detector.
+        predict: a callback over batches of (h, w, 6) uint8 tiles, or a loaded detector. With
+            ``candidates`` it is optional and only names the model (card, hash) in provenance.
         config: thresholds, tiling, co-registration (defaults when None).
         units: a :class:`Units`, the path of ``units.gpkg``, or None (config's, else no joins).
         flight_date: for permit validity and provenance (None: unknown).
         evidence_dir: when given, write ``<lead_id>_before.png`` / ``_after.png`` there and
             reference them (relative to its parent folder) from the leads.
         progress: called with the number of tiles done after each batch.
+        candidates: precomputed candidates per tile index of ``pair.tile_windows(size,
+            overlap)`` (``None`` for a tile without valid pixels), in tile pixels; every tile
+            index must be present. The tiles are then not read or predicted again: the pair is
+            only opened for its grid, coverage and (when asked) evidence chips.
+
+    Raises:
+        ModelError: ``candidates`` do not match the pair's tiles, or predict misbehaves.
     """
     started = time.perf_counter()
     config = config or BuildwatchConfig()
-    run_predict, model = _model_of(predict, config.detector.conf)
+    if predict is None and candidates is None:
+        raise TypeError("detect_leads needs predict (a detector or callback) or candidates")
+    if predict is None:
+        run_predict: Predict | None = None
+        model = ModelInfo(name="precomputed")
+    else:
+        run_predict, model = _model_of(predict, config.detector.conf)
     gsd, size, overlap = tiling_params(config, model)
     if overlap >= size:
         raise ConfigError(f"tiling.overlap {overlap} must be smaller than tiling.size {size}")
@@ -257,6 +337,7 @@ def detect_leads(
         gsd=gsd,
         coreg=config.coreg.mode,
         max_residual_m=config.coreg.max_residual_m,
+        radiometric=radiometric_mode(config, model),
     ) as pair:
         crs = pair.crs
         repairs: list[str] = []
@@ -283,15 +364,19 @@ def detect_leads(
             unit_layers.known_buildings if unit_layers else None,
         )
 
-        raw, n_tiles, n_raw = _tile_candidates(
-            pair,
-            run_predict,
-            size,
-            overlap,
-            config.detector.batch,
-            config.tiling.prefetch,
-            progress,
-        )
+        if candidates is not None:
+            raw, n_tiles, n_raw = _precomputed_candidates(pair, candidates, size, overlap, progress)
+        else:
+            assert run_predict is not None
+            raw, n_tiles, n_raw = _tile_candidates(
+                pair,
+                run_predict,
+                size,
+                overlap,
+                config.detector.batch,
+                config.tiling.prefetch,
+                progress,
+            )
         merged, n_absorbed = merge_candidates(raw, iosa=config.filters.merge_iosa)
         footprints = pair.footprints
         registration = pair.registration
@@ -334,6 +419,7 @@ def detect_leads(
             dropped=selection.counts,
             registration=_registration_dict(registration),
             coverage_m2=_coverage_dict(footprints),
+            coverage=usable_coverage(footprints, registration),
             repairs=repairs,
             units=unit_layers,
         )

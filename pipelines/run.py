@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,15 +21,25 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from geo.errors import ConfigError
+from models.candidates import Candidates
 from models.classes import CLASS_LABELS_ZH
 from pipelines.config import BuildwatchConfig
 from pipelines.detect import LeadsResult, Predict, detect_leads, load_detector
 from pipelines.leads.summary import summarize_townships, summarize_units
 from pipelines.schema import LEAD_COLUMNS, LEAD_COLUMNS_ZH
 
-__all__ = ["RunOutputs", "run_flight", "write_leads_gpkg", "summary_dict", "summary_text"]
+__all__ = [
+    "RunOutputs",
+    "run_flight",
+    "write_leads_gpkg",
+    "coverage_layer",
+    "read_coverage",
+    "summary_dict",
+    "summary_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,38 @@ def write_leads_gpkg(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def coverage_layer(result: LeadsResult) -> gpd.GeoDataFrame:
+    """The run's valid two-epoch coverage as a one-row polygon layer (``coverage`` in leads.gpkg).
+
+    Columns ``flight_id``, ``baseline_id``, ``area_m2`` and a (multi)polygon in the flight's CRS;
+    the geometry is empty when nothing was usable (e.g. the co-registration gate failed
+    everywhere). The ledger marks open cases inside it that no lead sighted ``not_observed``.
+    """
+    geom = result.coverage if result.coverage is not None else shapely.MultiPolygon()
+    polys = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
+    multi = shapely.MultiPolygon(polys)
+    return gpd.GeoDataFrame(
+        {
+            "flight_id": [result.flight_id],
+            "baseline_id": [result.baseline_id],
+            "area_m2": [round(float(multi.area), 1)],
+        },
+        geometry=[multi],
+        crs=result.crs,
+    )
+
+
+def read_coverage(path: str | Path) -> gpd.GeoDataFrame | None:
+    """The ``coverage`` layer of a run's leads.gpkg, or None for older runs without one."""
+    import pyogrio
+
+    if "coverage" not in [str(n) for n, _ in pyogrio.list_layers(path)]:
+        return None
+    frame = gpd.read_file(path, layer="coverage")
+    frame = frame[frame.geometry.notna()]
+    return frame
 
 
 def _table(leads: gpd.GeoDataFrame, chinese: bool) -> pd.DataFrame:
@@ -177,14 +220,19 @@ def run_flight(
     out_dir: str | Path | None = None,
     predict: Predict | Any | None = None,
     flight_date: date | None = None,
+    candidates: Mapping[int, Candidates | None] | None = None,
 ) -> RunOutputs:
-    """Run the whole job for one flight into ``out_dir`` (default ``config.output.dir``)."""
+    """Run the whole job for one flight into ``out_dir`` (default ``config.output.dir``).
+
+    ``candidates`` (per tile index, computed elsewhere, e.g. on dask workers) skip the tile
+    loop; see :func:`pipelines.detect.detect_leads`. ``predict`` then only names the model.
+    """
     baseline = baseline or config.baseline
     if baseline is None:
         raise ConfigError("no baseline: pass --baseline B.tif or set 'baseline' in the config")
     out = Path(out_dir or config.output.dir)
     out.mkdir(parents=True, exist_ok=True)
-    if predict is None:
+    if predict is None and candidates is None:
         predict = load_detector(config)
     stage = out / f".staging-{uuid.uuid4().hex[:8]}"
     stage.mkdir()
@@ -197,8 +245,9 @@ def run_flight(
             config=config,
             flight_date=flight_date,
             evidence_dir=evidence,
+            candidates=candidates,
         )
-        layers = {"leads": result.leads}
+        layers = {"leads": result.leads, "coverage": coverage_layer(result)}
         sheets = {"leads": _table(result.leads, config.output.chinese_headers)}
         if result.units is not None:
             layers["summary_units"] = summarize_units(result.leads, result.units)

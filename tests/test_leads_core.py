@@ -331,11 +331,11 @@ def test_bad_configs_name_the_key(tmp_path, text, match):
 def test_config_paths_resolve_against_the_file_and_partial_class_thresholds_fill_in(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(
-        "units: {path: data/units.gpkg}\nfilters: {min_score: {construction: 0.6}}\nledger: {url: postgresql://db/bw}\n"
+        "units: {path: data/units.gpkg}\nfilters: {min_score: {construction: 0.45}}\nledger: {url: postgresql://db/bw}\n"
     )
     cfg = load_config(path)
     assert cfg.units.path == tmp_path / "data" / "units.gpkg"
-    assert cfg.filters.min_score == {"new_building": 0.35, "construction": 0.6}
+    assert cfg.filters.min_score == {"new_building": 0.6, "construction": 0.45}
     assert cfg.ledger.url == "postgresql://db/bw"
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")

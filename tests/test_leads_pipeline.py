@@ -94,7 +94,7 @@ def test_leads_are_joined_to_the_right_units(tmp_path, pair_impl):
         assert hit["area_m2"].iloc[0] == pytest.approx(s.box().area, rel=0.15)
     assert leads.crs == UTM
     assert res.flight_id == "flight" and res.baseline_id == "baseline"
-    assert json.loads(leads["thresholds"].iloc[0])["min_score"]["new_building"] == 0.35
+    assert json.loads(leads["thresholds"].iloc[0])["min_score"]["new_building"] == 0.6
 
 
 def test_structure_across_a_tile_seam_is_exactly_one_lead(tmp_path, pair_impl):
@@ -181,7 +181,11 @@ def test_run_writes_every_output_and_is_deterministic(tmp_path, monkeypatch):
         flight, config=cfg, baseline=baseline, out_dir=tmp_path / "out", predict=oracle_predict
     )
     layers = dict(pyogrio.list_layers(out.gpkg))
-    assert set(layers) == {"leads", "summary_units", "summary_townships"}
+    assert set(layers) == {"leads", "summary_units", "summary_townships", "coverage"}
+    coverage = gpd.read_file(out.gpkg, layer="coverage")
+    assert len(coverage) == 1 and coverage.crs == UTM
+    assert coverage.geometry.iloc[0].area == pytest.approx(out.result.coverage.area)
+    assert coverage["area_m2"].iloc[0] == pytest.approx(out.result.coverage_m2["common"], rel=1e-6)
     leads = gpd.read_file(out.gpkg, layer="leads")
     assert leads.crs == UTM and len(leads) == 4
     assert (leads["status"] == "permitted").sum() == 1

@@ -243,3 +243,63 @@ def test_labelled_pair_boxes_land_on_the_polygon(tmp_path):
     gpd.GeoDataFrame({"class": ["tree"]}, geometry=[poly], crs=GK).to_file(labels)
     with pytest.raises(ValueError, match="'tree'"):
         build_labelled(flight, baseline, labels, tmp_path / "ds2", size=256)
+
+
+def _ledger_labels(path, wt, crs):
+    """A ledger export (layer `labels`): one confirmed, one rejected, one of another flight."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    x0, y0 = wt @ (100, 100)  # the flight's top-left corner (0.2 m grid)
+    geoms = [
+        box(x0 + 20, y0 - 30, x0 + 30, y0 - 22),  # confirmed: pixels 100..150 x 110..150
+        box(x0 + 80, y0 - 90, x0 + 88, y0 - 82),  # rejected: pixels 400..440 x 410..450
+        box(x0 + 80, y0 - 30, x0 + 88, y0 - 22),  # confirmed, but seen on another flight
+    ]
+    gpd.GeoDataFrame(
+        {"case_id": ["BW-1", "BW-2", "BW-3"], "label": ["confirmed", "rejected", "confirmed"],
+         "class": ["new_building", "construction", "new_building"],
+         "flight_id": ["F1", "F1", "F2"]},
+        geometry=geoms, crs=crs,
+    ).to_file(path, layer="labels", driver="GPKG")  # fmt: skip
+    return path
+
+
+def test_ledger_labels_confirmed_boxes_rejected_hard_negatives(tmp_path):
+    pytest.importorskip("geopandas")
+    from models.datasets.labelled import build_labelled
+    from tests._geo_fixtures import GK, write_pair
+
+    flight, baseline, _, wt = write_pair(tmp_path, size=600)
+    labels = _ledger_labels(tmp_path / "labels.gpkg", wt, GK)
+    build_labelled(flight, baseline, labels, tmp_path / "ds", layer="labels", flight_id="F1",
+                   size=256, overlap=0, negative_fraction=0.0)  # fmt: skip
+    found = {}
+    for f in sorted((tmp_path / "ds" / "labels" / "train").glob("*.txt")):
+        found[int(f.stem.rsplit("_", 1)[1])] = read_labels(f, 256, 256)
+    # 256-px tiles without overlap: tile 0 holds the confirmed box, tile 4 (row 1, col 1) the
+    # rejected area; the other flight's confirmed case (tile 1) is not used
+    assert sorted(found) == [0, 4]
+    (b,) = found[0]
+    assert b[0] == 0 and b[1:] == pytest.approx((100, 110, 150, 150), abs=2)
+    assert found[4] == []  # a hard negative: the chip is kept, with no box
+    build_labelled(flight, baseline, labels, tmp_path / "all", layer="labels", size=256,
+                   overlap=0, negative_fraction=0.0)  # fmt: skip
+    assert len(list((tmp_path / "all" / "labels" / "train").glob("*.txt"))) == 3
+
+
+def test_ledger_labels_bad_values_are_clear_errors(tmp_path):
+    gpd = pytest.importorskip("geopandas")
+    from shapely.geometry import box
+
+    from models.datasets.labelled import build_labelled, split_labels
+
+    bad = gpd.GeoDataFrame({"label": ["maybe"]}, geometry=[box(0, 0, 1, 1)], crs=4544)
+    with pytest.raises(ValueError, match=r"column 'label' has values \['maybe'\]; use confirmed"):
+        split_labels(bad, "x.gpkg")
+    with pytest.raises(ValueError, match="flight_id 'F1' given but the layer has no 'flight_id'"):
+        split_labels(bad, "x.gpkg", flight_id="F1")
+    bad.to_file(tmp_path / "l.gpkg", layer="labels")
+    with pytest.raises(ValueError, match=r"l.gpkg layer 'nope': cannot read the labels"):
+        build_labelled(tmp_path / "f.tif", tmp_path / "b.tif", tmp_path / "l.gpkg", tmp_path,
+                       layer="nope")  # fmt: skip

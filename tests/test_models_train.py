@@ -16,12 +16,55 @@ from pipelines.cli import main
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def labelled_pair(tmp_path_factory):
+    """A tiny georeferenced pair with a ledger export (confirmed + rejected) for training."""
+    from tests._geo_fixtures import GK, write_pair
+    from tests.test_models_datasets import _ledger_labels
+
+    folder = tmp_path_factory.mktemp("pair")
+    flight, baseline, _, wt = write_pair(folder, size=400)
+    labels = _ledger_labels(folder / "labels.gpkg", wt, GK)
+    return {"flight": str(flight), "baseline": str(baseline), "labels": str(labels),
+            "layer": "labels", "flight_id": "F1", "val_fraction": 0.0}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, labelled_pair):
+    """One tiny CPU training on synthetic chips plus the labelled pair (source c)."""
     out = tmp_path_factory.mktemp("tiny")
+    pairs = json.dumps([labelled_pair])
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out)])
+        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out),
+              "--set", f"data.labelled={pairs}"])  # fmt: skip
     assert exit_info.value.code == 0
     return out
+
+
+def test_labelled_pair_feeds_training(trained):
+    card = yaml.safe_load((trained / "tiny-cd.yaml").read_text())
+    assert card["training_data"]["labelled"]["chips"]["train"] >= 2
+    labels = trained / "data" / "labelled" / "labels" / "train"
+    boxes = {f.stem: f.read_text().split() for f in labels.glob("*.txt")}
+    assert any(b and b[0] == "0" for b in boxes.values())  # the confirmed new building
+    assert any(not b for b in boxes.values())  # chips around the rejected case: no box
+    combined = yaml.safe_load((trained / "data" / "data.yaml").read_text())
+    assert any(t.endswith("labelled/images/train") for t in combined["train"])
+
+
+def test_labelled_pair_missing_file_is_a_clear_error(tmp_path, labelled_pair):
+    from geo.errors import InputFileError
+    from models.train import build_datasets
+
+    cfg = load_config("models/configs/tiny.yaml", ["data.synthetic.enabled=false"])
+    cfg.data.labelled = [_pair(labelled_pair, flight="nope.tif")]
+    with pytest.raises(InputFileError, match=r"data.labelled\[0\].flight: nope.tif not found"):
+        build_datasets(cfg, tmp_path)
+
+
+def _pair(raw, **changes):
+    from models.config import LabelledPair
+
+    return LabelledPair.model_validate(raw | changes)
 
 
 def test_tiny_training_writes_weights_and_card(trained):

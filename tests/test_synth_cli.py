@@ -17,6 +17,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_help(capsys):
     code, out, _ = _run(["synth-district", "--help"], capsys)
     assert code == 0 and "--seed" in out and "flight.tif" in out and "EPSG:4544" in out
+    assert "--no-changes" in out
     code, out, _ = _run(["synth-nights", "--help"], capsys)
     assert code == 0 and "--nights" in out
 
@@ -61,3 +62,19 @@ def test_generate_then_refuse_existing(capsys, tmp_path):
         capsys,
     )
     assert code == 0
+
+
+def test_no_changes_district_has_no_leads(capsys, tmp_path):
+    import geopandas as gpd
+
+    out = tmp_path / "quiet"
+    argv = ["synth-district", str(out), "--seed", "9", "--size-m", "150", "--gsd", "0.2"]
+    code, text, _ = _run([*argv, "--no-changes"], capsys)
+    assert code == 0 and "wrote synthetic no-change district" in text
+    truth = gpd.read_file(out / "truth.gpkg", layer="changes")
+    assert len(truth) and not (truth["expected"] == "lead").any()
+    assert set(truth["kind"]) <= {"moved_car", "vegetation", "shadow"}
+    code, _, _ = _run([*argv[:2], "--seed", "9", "--size-m", "150", "--gsd", "0.2",
+                       "--overwrite"], capsys)  # fmt: skip
+    assert code == 0
+    assert (gpd.read_file(out / "truth.gpkg", layer="changes")["expected"] == "lead").any()

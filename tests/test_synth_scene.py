@@ -131,3 +131,31 @@ def _timed(seed: int) -> float:
     t = time.perf_counter()
     render_pair(seed, 640, 0.2)
     return time.perf_counter() - t
+
+
+def test_no_change_pair_differs_only_by_nuisance():
+    seed, n = 5, 1200
+    normal = render_pair(seed, n, 0.2)
+    quiet = render_pair(seed, n, 0.2, style={"changes": False})
+    kinds = {c.kind for c in quiet.changes}
+    assert kinds and kinds <= {"moved_car", "vegetation", "shadow"}
+    assert all(c.expected == "none" and c.cls == "" for c in quiet.changes)
+    assert np.array_equal(quiet.before, normal.before)  # the same baseline as with changes
+    assert not np.array_equal(quiet.after, normal.after)
+    # the flight of the same scene with *no* change at all, same date, sun and noise
+    from geo.synthetic.scene_setup import _Scene
+
+    sc = _Scene(seed, n, 0.2, {"changes": False})
+    bare, _, _ = sc.epoch([], sc.date_after, sc.st["hours"][0], 2, False)
+    bare[~quiet.valid_after] = 0
+    differs = np.abs(bare.astype(int) - quiet.after.astype(int)).sum(2) > 0
+    nuisance = np.zeros(differs.shape, np.uint8)
+    for c in quiet.changes:
+        cv2.fillPoly(nuisance, [np.round(c.polygon).astype(np.int32)], 1)
+    near = cv2.dilate(nuisance, np.ones((11, 11), np.uint8)).astype(bool)  # +-1 m: car shadows
+    assert differs.sum() > 100  # the nuisance changes are drawn
+    assert (differs & ~near).sum() <= 0.001 * differs.sum()
+    # the epochs still differ in illumination and season, like a real pair
+    assert quiet.info_after.sun_azimuth != quiet.info_before.sun_azimuth
+    with pytest.raises(ConfigError, match="style changes='no': use true or false"):
+        render_pair(1, 128, 0.2, style={"changes": "no"})

@@ -3,7 +3,8 @@
 ``generate_district`` renders a scene pair (:func:`geo.synthetic.scene.render_pair`) and writes
 ``flight.tif`` (EPSG:4544, COG, RGBA), ``baseline.tif`` (EPSG:3857, ~0.3 m, shifted by a known
 misregistration), ``units.gpkg``, ``truth.gpkg``, ``district.json`` and ``preview.png``.
-``generate_nights`` writes one baseline and ``night_NN/flight.tif`` for N nights. Both write into
+``generate_district(..., changes=False)`` writes a no-change district (only nuisance
+differences). ``generate_nights`` writes one baseline and ``night_NN/flight.tif`` for N nights. Both write into
 a temporary sibling folder and rename it into place, so OUT is never half-written.
 """
 
@@ -159,11 +160,17 @@ def generate_district(
     gsd: float = 0.1,
     *,
     overwrite: bool = False,
+    changes: bool = True,
 ) -> DistrictPaths:
-    """Render and write a synthetic district into ``out_dir`` (see the module docstring)."""
+    """Render and write a synthetic district into ``out_dir`` (see the module docstring).
+
+    ``changes=False`` writes a *no-change* district: the same scene on both dates with only
+    nuisance differences (illumination, season, sun and shadows, moved cars, vegetation, the
+    baseline's misregistration); its truth layer has no ``lead`` or ``permitted`` rows.
+    """
     n = check_args(seed, size_m, gsd)
     t0 = time.perf_counter()
-    pair = render_pair(seed, n, gsd)
+    pair = render_pair(seed, n, gsd, style=None if changes else {"changes": False})
     t_render = time.perf_counter() - t0
     log.info("rendered %d x %d px in %.1f s", n, n, t_render)
     t1, lat = _origin(seed, n * gsd)
@@ -202,6 +209,7 @@ def generate_district(
             "counts": dict(Counter(c.kind for c in pair.changes)),
             "counts_expected": dict(Counter(c.expected for c in pair.changes)),
             "flight_id": f"SYN-{seed}-01",
+            "changes": changes,
         }
         (tmp / "district.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"

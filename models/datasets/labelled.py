@@ -5,6 +5,16 @@ normalised), so chips look exactly like what the detector sees at run time. Each
 becomes a box in every tile it touches (clipped to the tile). Tiles without labels are *negatives*:
 all tiles touching ``negatives`` polygons (e.g. leads rejected in the ledger: hard negatives) are
 kept, plus a random ``negative_fraction`` of the others.
+
+Two label layouts are understood (:func:`split_labels`):
+
+* a plain polygon layer of new structures (optional ``class`` column, else ``new_building``);
+* the ledger's export (``buildwatch cases export-labels labels.gpkg``, layer ``labels``): a
+  ``label`` column where ``confirmed`` rows are positives (boxes) and ``rejected`` rows are hard
+  negatives (their tiles are kept with no box there); with ``flight_id`` only the rows of that
+  flight are used.
+
+A deterministic ``val_fraction`` of the chips goes to the ``val`` split.
 """
 
 from __future__ import annotations
@@ -18,7 +28,10 @@ from geo.errors import VectorError
 from models.classes import CLASS_IDS
 from models.datasets.writer import Box, write_chip, write_data_yaml
 
-__all__ = ["build_labelled", "polygon_boxes"]
+__all__ = ["build_labelled", "polygon_boxes", "split_labels", "LABEL_VALUES"]
+
+#: values of the ledger export's ``label`` column
+LABEL_VALUES = ("confirmed", "rejected")
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,27 @@ def polygon_boxes(geoms, classes, transform, width: int, height: int) -> list[Bo
     return boxes
 
 
+def split_labels(gdf, source: str = "labels", flight_id: str | None = None):  # type: ignore[no-untyped-def]
+    """``(positives, hard negatives)`` of a label layer (see the module docstring)."""
+    if flight_id is not None:
+        if "flight_id" not in gdf.columns:
+            raise VectorError(
+                f"{source}: flight_id {flight_id!r} given but the layer has no 'flight_id' "
+                "column; drop flight_id from the config or export the labels from the ledger"
+            )
+        gdf = gdf[gdf["flight_id"].astype(str) == str(flight_id)]
+    if "label" not in gdf.columns:
+        return gdf, gdf.iloc[0:0]
+    label = gdf["label"].fillna("").astype(str)
+    bad = sorted(set(label) - set(LABEL_VALUES))
+    if bad:
+        raise VectorError(
+            f"{source}: column 'label' has values {bad}; use confirmed (a real new structure) "
+            "or rejected (a false detection: hard negative)"
+        )
+    return gdf[label == "confirmed"], gdf[label == "rejected"]
+
+
 def build_labelled(
     flight: str | Path,
     baseline: str | Path,
@@ -53,17 +87,26 @@ def build_labelled(
     default_class: str = "new_building",
     negatives: str | Path | None = None,
     negative_fraction: float = 0.2,
+    flight_id: str | None = None,
+    val_fraction: float = 0.0,
+    tag: str = "",
     gsd: float = 0.2,
     size: int = 512,
     overlap: int = 64,
     seed: int = 0,
 ) -> Path:
-    """Tile a labelled pair into ``root`` (``split``); returns ``data.yaml``."""
+    """Tile a labelled pair into ``root`` (``split``, ``val_fraction`` to val); returns ``data.yaml``."""
     import geopandas as gpd
+    import pandas as pd
 
     from geo.tiles import open_pair
 
-    gdf = gpd.read_file(labels, layer=layer) if layer else gpd.read_file(labels)
+    try:
+        raw = gpd.read_file(labels, layer=layer) if layer else gpd.read_file(labels)
+    except Exception as exc:
+        where = f"{labels}" + (f" layer {layer!r}" if layer else "")
+        raise VectorError(f"{where}: cannot read the labels ({exc})") from exc
+    gdf, rejected = split_labels(raw, str(labels), flight_id)
     if class_column in gdf.columns:
         classes = [str(c) if c else default_class for c in gdf[class_column]]
     else:
@@ -74,9 +117,18 @@ def build_labelled(
             f"{labels}: column {class_column!r} has values {bad}; use new_building or construction"
         )
     neg = gpd.read_file(negatives) if negatives else None
+    if len(rejected):
+        extra = rejected[["geometry"]]
+        if neg is not None and len(neg):
+            extra = gpd.GeoDataFrame(
+                pd.concat([extra, neg[["geometry"]].to_crs(extra.crs)], ignore_index=True),
+                geometry="geometry",
+                crs=extra.crs,
+            )
+        neg = extra
     rng = np.random.default_rng(seed)
     stem = Path(flight).stem
-    n_pos = n_neg = 0
+    n_pos = n_neg = n_hard = 0
     with open_pair(flight, baseline, gsd=gsd) as pair:
         if gdf.crs is None:
             raise VectorError(f"{labels}: layer has no CRS; set one (e.g. the flight's EPSG)")
@@ -99,12 +151,15 @@ def build_labelled(
                 continue
             flight_px = np.where(tp.valid[..., None], tp.flight, 0).astype(np.uint8)
             base_px = np.where(tp.valid[..., None], tp.baseline, 0).astype(np.uint8)
+            to = "val" if val_fraction and rng.random() < val_fraction else split
             write_chip(
-                root, split, f"lab_{stem}_{int(tp.tile.index):05d}", flight_px, base_px, boxes
+                root, to, f"lab_{tag or stem}_{int(tp.tile.index):05d}", flight_px, base_px, boxes
             )
             n_pos += bool(boxes)
             n_neg += not boxes
-    log.info("labelled pair %s: %d chips with labels, %d negatives", stem, n_pos, n_neg)
+            n_hard += bool(hard)
+    log.info("labelled pair %s: %d chips with labels, %d negatives (%d touch hard negatives)",
+             stem, n_pos, n_neg, n_hard)  # fmt: skip
     return write_data_yaml(root)
 
 

@@ -34,7 +34,11 @@ _OVER = click.option("--overwrite", is_flag=True, help="Replace OUT if it exists
 @_SIZE
 @_GSD
 @_OVER
-def command(out: Path, seed: int, size_m: float, gsd: float, overwrite: bool) -> None:
+@click.option("--no-changes", is_flag=True,
+              help="Same scene on both dates: only nuisance differences (no new structures).")  # fmt: skip
+def command(
+    out: Path, seed: int, size_m: float, gsd: float, overwrite: bool, no_changes: bool
+) -> None:
     """Make a synthetic district in OUT: flight, baseline, units, truth, preview.
 
     \b
@@ -44,17 +48,21 @@ def command(out: Path, seed: int, size_m: float, gsd: float, overwrite: bool) ->
     OUT/truth.gpkg     true changes (layer "changes"), kind / class / expected
     OUT/district.json  seed, CRS, misregistration, sun, dates, counts, timing
     OUT/preview.png    before | after with the true changes outlined
+
+    With --no-changes the two dates show the same scene (other illumination, season, sun and
+    shadows, moved cars, vegetation, misregistration) and truth.gpkg has no lead rows.
     """
     from geo.synthetic.district import check_args, generate_district
 
     check_args(seed, size_m, gsd)
-    paths = generate_district(out, seed, size_m, gsd, overwrite=overwrite)
+    paths = generate_district(out, seed, size_m, gsd, overwrite=overwrite, changes=not no_changes)
     import json
 
     meta = json.loads(paths.meta.read_text(encoding="utf-8"))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(meta["counts"].items()))
+    kind = "no-change district" if no_changes else "district"
     click.echo(
-        f"wrote synthetic district {meta['district_code']} ({meta['size_m']:g} m at {gsd:g} m/px, "
+        f"wrote synthetic {kind} {meta['district_code']} ({meta['size_m']:g} m at {gsd:g} m/px, "
         f"seed {seed}) to {paths.root} in {meta['generation_s']:.1f} s"
     )
     click.echo(f"changes: {counts}")

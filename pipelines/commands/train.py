@@ -85,14 +85,15 @@ def train_command(config_path: Path, out: Path | None, overrides: tuple[str, ...
               help="Weights (default: the shipped detector).")  # fmt: skip
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--backend", default="auto", show_default=True, help="auto | torch | onnx | openvino")
-@click.option("--conf", default=0.25, show_default=True, help="Score threshold for P/R/F1.")
+@click.option("--conf", type=float, default=None,
+              help="Score threshold for P/R/F1 [default: the pipeline's filters.min_score].")  # fmt: skip
 @click.option("--iou", default=0.25, show_default=True, help="IoU needed for a match.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="JSON report to write.")  # fmt: skip
 def evaluate_command(
     flight: Path | None, baseline: Path | None, truth: Path | None, layer: str,
     pairs: Path | None, pair_gsd: float, weights: Path | None, device: str, backend: str,
-    conf: float, iou: float, out_path: Path,
+    conf: float | None, iou: float, out_path: Path,
 ) -> None:  # fmt: skip
     """Object-level P/R/F1 (IoU >= 0.25) per class plus mAP50, written as a JSON report.
 
@@ -106,6 +107,10 @@ def evaluate_command(
     if pairs is None and not (flight and baseline and truth):
         raise click.UsageError("pass --flight, --baseline and --truth, or --pairs DIR")
     detector = ChangeDetector.load(weights, device=device, backend=backend)
+    if conf is None:  # leads are already filtered per class; pairs bypass the leads stage
+        from pipelines.config import DEFAULT_MIN_SCORE
+
+        conf = 0.0 if pairs is None else min(DEFAULT_MIN_SCORE.values())
     if pairs is not None:
         from models.evaluate_pairs import evaluate_image_pairs
 

@@ -1,10 +1,12 @@
 """The real per-flight job behind :class:`~pipelines.nightly.job.FlightBackend`.
 
 Tiles come from :func:`geo.tiles.open_pair` (each worker opens and co-registers the pair once and
-keeps it, and loads the detector once, in per-process caches); candidates are replayed into
-:func:`pipelines.run.run_flight`, which merges, filters, joins and writes the outputs exactly as
-``buildwatch run`` does; the ledger is :func:`pipelines.cases.ingest.ingest_leads` (idempotent per
-flight id); maps and the daily report are :func:`pipelines.maps.render.render_all` and
+keeps it, and loads the detector once, in per-process caches); the client hands the candidates
+per tile index to :func:`pipelines.run.run_flight` (``candidates=``), which georeferences them from
+the tile windows without reading the tiles again, then merges, filters, joins and writes the
+outputs exactly as ``buildwatch run`` does; the ledger is
+:func:`pipelines.cases.ingest.ingest_leads` (idempotent per flight id) with the run's ``coverage``
+layer, so open cases the flight covered without detecting them become ``not_observed``; maps and the daily report are :func:`pipelines.maps.render.render_all` and
 :mod:`pipelines.cases.reports`.
 """
 
@@ -21,22 +23,30 @@ from typing import Any
 
 import numpy as np
 
-from geo.errors import ModelError
 from models.candidates import Candidates
 from pipelines.config import BuildwatchConfig
 from pipelines.nightly.job import FlightOutputs, IngestOutcome, PairRef
 
-__all__ = ["BuildwatchBackend", "ReplayPredict"]
+__all__ = ["BuildwatchBackend"]
 
 log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=2)
-def _open(flight: str, baseline: str, gsd: float, coreg: str, residual: float) -> Any:
+def _open(
+    flight: str, baseline: str, gsd: float, coreg: str, residual: float, radiometric: str
+) -> Any:
     """One open, co-registered pair per process (workers reuse it across tile batches)."""
     from geo.tiles import open_pair
 
-    return open_pair(flight, baseline, gsd=gsd, coreg=coreg, max_residual_m=residual)  # type: ignore[arg-type]
+    return open_pair(
+        flight,
+        baseline,
+        gsd=gsd,
+        coreg=coreg,  # type: ignore[arg-type]
+        max_residual_m=residual,
+        radiometric=radiometric,  # type: ignore[arg-type]
+    )
 
 
 class _CallbackDetector:
@@ -62,38 +72,6 @@ def _detector(config_json: str, predict: str | None) -> Any:
     return load_detector(BuildwatchConfig.model_validate_json(config_json))
 
 
-class ReplayPredict:
-    """A ``predict`` callback that hands back stored candidates, tile by tile, in tile order.
-
-    ``detect_leads`` calls predict on the tiles with valid pixels in row-major order — the
-    same tiles and order as ``candidates`` (``None`` marks a tile with no valid pixels).
-    """
-
-    __name__ = "replay"
-
-    def __init__(self, candidates: Mapping[int, Candidates | None], card: Any = None) -> None:
-        self._queue = [c for _, c in sorted(candidates.items()) if c is not None]
-        self._pos = 0
-        if card is not None:
-            self.card = card
-
-    def __call__(self, images: list[np.ndarray]) -> list[Candidates]:
-        out = self._queue[self._pos : self._pos + len(images)]
-        if len(out) != len(images):
-            raise ModelError(
-                f"replayed candidates ran out: {len(self._queue)} stored tiles, asked for tile "
-                f"{self._pos + len(images)}; the tile checkpoint does not match this pair"
-            )
-        self._pos += len(images)
-        return [Candidates(c.xyxy, c.score, c.class_id) for c in out]
-
-    def predict(self, images: list[np.ndarray], conf: float = 0.0) -> list[Candidates]:
-        return self(images)
-
-    def finished(self) -> bool:
-        return self._pos == len(self._queue)
-
-
 @dataclass(frozen=True)
 class BuildwatchBackend:
     """The per-flight job of ``buildwatch run``, split for checkpointing and dask."""
@@ -102,16 +80,45 @@ class BuildwatchBackend:
     #: optional ``"module:function"`` predict callback used instead of the detector (tests, demos)
     predict: str | None = None
 
-    def _tiling(self) -> tuple[float, int, int]:
-        from pipelines.detect import ModelInfo, tiling_params
+    def detector(self) -> Any:
+        """The detector (or callback) this backend runs, loaded once per process.
+
+        Raises:
+            ModelError: the weights are missing or cannot be loaded.
+        """
+        return _detector(self._det_json(), self.predict)
+
+    def describe(self) -> str:
+        """One line for people: which model runs, on which runtime."""
+        det = self.detector()
+        card = getattr(det, "card", None)
+        if card is None:
+            return f"stand-in callback {self.predict} (not model output)"
+        runtime = getattr(getattr(det, "backend", None), "name", "?")
+        digest = str(getattr(card, "sha256", "") or "")[:12]
+        return f"{card.name} ({runtime}{', ' + digest if digest else ''})"
+
+    def _model_info(self) -> Any:
+        from pipelines.detect import ModelInfo
 
         card = getattr(_detector(self._det_json(), self.predict), "card", None)
-        info = ModelInfo(
+        return ModelInfo(
             working_gsd_m=getattr(card, "working_gsd_m", None),
             imgsz=getattr(card, "imgsz", None),
             overlap=getattr(card, "overlap", None),
+            baseline_radiometry=getattr(card, "baseline_radiometry", None),
         )
-        return tiling_params(self.config, info)
+
+    def _tiling(self) -> tuple[float, int, int]:
+        from pipelines.detect import tiling_params
+
+        return tiling_params(self.config, self._model_info())
+
+    def _radiometric(self) -> str:
+        """The baseline normalisation ``buildwatch run`` would use with this model."""
+        from pipelines.detect import radiometric_mode
+
+        return radiometric_mode(self.config, self._model_info())
 
     def _det_json(self) -> str:
         return BuildwatchConfig(detector=self.config.detector).model_dump_json()
@@ -119,7 +126,7 @@ class BuildwatchBackend:
     def _pair(self, pair: PairRef) -> Any:
         gsd, _, _ = self._tiling()
         c = self.config.coreg
-        return _open(pair.flight, pair.baseline, gsd, c.mode, c.max_residual_m)
+        return _open(pair.flight, pair.baseline, gsd, c.mode, c.max_residual_m, self._radiometric())
 
     def tile_indices(self, pair: PairRef) -> list[int]:
         _, size, overlap = self._tiling()
@@ -135,6 +142,7 @@ class BuildwatchBackend:
             "model": str(getattr(card, "sha256", "") or getattr(card, "name", "")),
             "conf": self.config.detector.conf,
             "coreg": self.config.coreg.model_dump(),
+            "radiometric": self._radiometric(),
         }
 
     def predict_tiles(self, pair: PairRef, indices: Sequence[int]) -> dict[int, Candidates | None]:
@@ -164,20 +172,16 @@ class BuildwatchBackend:
         from pipelines.run import run_flight
 
         det = _detector(self._det_json(), self.predict)
-        replay = ReplayPredict(candidates, getattr(det, "card", None))
         day = dt.date.fromisoformat(pair.flight_date) if pair.flight_date else None
         outputs = run_flight(
             pair.flight,
             config=self.config,
             baseline=pair.baseline,
             out_dir=out_dir,
-            predict=replay,
+            predict=det.fn if isinstance(det, _CallbackDetector) else det,  # names the model
             flight_date=day,
+            candidates=candidates,
         )
-        if not replay.finished():
-            raise ModelError(
-                f"{pair.flight_id}: the tile checkpoint has more tiles than the job read"
-            )
         return FlightOutputs(
             out_dir=out_dir, leads_path=outputs.gpkg, n_leads=len(outputs.result.leads)
         )
@@ -192,16 +196,22 @@ class BuildwatchBackend:
     def ingest(self, pair: PairRef, outputs: FlightOutputs) -> IngestOutcome:
         from pipelines.cases.ingest import ingest_leads, read_leads
         from pipelines.cases.store import LedgerStore
+        from pipelines.run import read_coverage
 
-        store = LedgerStore(self._ledger_url())
-        result = ingest_leads(
-            store,
-            read_leads(outputs.leads_path),
-            flight_id=pair.flight_id,
-            flight_date=pair.flight_date,
-            source=str(outputs.leads_path),
-            evidence_root=outputs.out_dir,
-        )
+        store = LedgerStore(self._ledger_url(), lock_timeout_s=self.config.ledger.lock_timeout_s)
+        try:
+            result = ingest_leads(
+                store,
+                read_leads(outputs.leads_path),
+                flight_id=pair.flight_id,
+                flight_date=pair.flight_date,
+                coverage=read_coverage(outputs.leads_path),
+                source=str(outputs.leads_path),
+                evidence_root=outputs.out_dir,
+                min_overlap=self.config.ledger.min_overlap,
+            )
+        finally:
+            store.dispose()
         return IngestOutcome(
             new_cases=result.n_new, updated_cases=result.n_seen_again + result.n_reopened
         )

@@ -4,8 +4,9 @@ Usage: ``python -m pipelines.nightly.demo OUT_DIR [--scheduler tcp://HOST:8786]`
 synthetic district sequence (``geo.synthetic.district.generate_nights``), an inbox, a baseline
 catalogue folder and ``nightly.yaml`` under ``OUT_DIR``, then drops night 1, 2, 3 into the inbox
 and runs the nightly pass after each (a final pass shows every flight skipped). Uses the shipped
-detector when it loads; otherwise the stand-in change detector of :mod:`pipelines.nightly.testing`
-(said so loudly: its leads are not model output).
+detector (``models/weights/buildwatch-cd-yolo11n.pt``, or ``detector.weights``) and prints which
+model and runtime ran; only when it cannot load does it fall back to the stand-in change detector
+of :mod:`pipelines.nightly.testing` (said so loudly: its leads are not model output).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def _backend(config_path: Path) -> BuildwatchBackend:
+    """The real detector (shipped weights, or ``detector.weights``) when it loads, else the
+    stand-in change detector, said so loudly."""
     config = load_config(config_path)
+    backend = BuildwatchBackend(config)
     try:
-        from pipelines.detect import load_detector
-
-        load_detector(config)
-        return BuildwatchBackend(config)
+        backend.detector()  # loads it once; workers and later calls reuse the process cache
+        return backend
     except (BuildwatchError, ImportError) as exc:
         print(f"NOTE: no detector ({exc}); using the stand-in change detector", file=sys.stderr)
         return BuildwatchBackend(config, predict="pipelines.nightly.testing:fake_predict")
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     backend = _backend(config_path)
     config = backend.config
+    print(f"detector: {backend.describe()}")
     for flight in [*gen.flights, None]:
         if flight is not None:
             shutil.copytree(flight.parent, root / "inbox" / flight.parent.name)

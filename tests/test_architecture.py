@@ -1,0 +1,50 @@
+"""The three rooms keep one direction: geo <- models <- pipelines (STYLE.md, ARCHITECTURE.md).
+
+``geo/`` knows rasters, vectors and coordinates and never imports torch, ultralytics, models or
+pipelines; ``models/`` never imports pipelines; the synthetic renderer core stays numpy + cv2 so
+it runs where the training data is built (a GPU machine without GDAL).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+FORBIDDEN = {
+    "geo": {"pipelines", "models", "torch", "torchvision", "ultralytics"},
+    "models": {"pipelines"},
+}
+
+
+@pytest.mark.parametrize("room", sorted(FORBIDDEN))
+def test_rooms_import_in_one_direction(room: str) -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(imported_roots(path) & FORBIDDEN[room])
+        for path in sorted((REPO / room).rglob("*.py"))
+    }
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, f"{room}/ imports what it must not: {offenders}"
+
+
+def test_pipeline_flow_is_visible_in_the_folders() -> None:
+    for folder in ("geo", "models", "pipelines/leads", "pipelines/cases", "pipelines/maps",
+                   "pipelines/nightly", "notebooks", "benchmarks", "tests"):  # fmt: skip
+        assert (REPO / folder).is_dir(), folder
+    for doc in ("README.md", "ARCHITECTURE.md", "data/README.md"):
+        assert (REPO / doc).stat().st_size > 1000, f"{doc} is missing or a stub"
