@@ -31,7 +31,7 @@ sysdeps:
 setup: $(STAMP) sysdeps
 
 demo: setup
-	$(BW) demo $(DEMO_OUT)
+	$(BW) demo $(DEMO_OUT) --overwrite
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

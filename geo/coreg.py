@@ -195,6 +195,7 @@ def coregister(
     gsd: float,
     *,
     max_residual_m: float = 0.5,
+    max_window_residual_m: float | None = None,
     min_estimates: int = 4,
     min_confidence: float = 0.1,
     area: BaseGeometry | None = None,
@@ -205,9 +206,16 @@ def coregister(
     data) per sub-window, measured with the baseline read through correction ``C``; ``cells[i]``
     is the map area sub-window ``i`` stands for (used for ``failed_areas``); ``area`` (default:
     the union of the cells) is what a global gate failure marks failed.
+
+    The gate fails when the median residual exceeds ``max_residual_m``; a single sub-window is
+    marked failed when its own residual exceeds ``max_window_residual_m`` (default, and never
+    less than, ``max_residual_m``): one window's estimate is noisier than the median (changes in
+    it bias it), so a tight global gate need not throw away the areas of noisy windows.
     """
     whole = area if area is not None else shapely.union_all(list(cells))
     max_px = max_residual_m / gsd
+    window_m = max(max_residual_m, max_window_residual_m or max_residual_m)
+    window_px = window_m / gsd
     n_windows = len(cells)
 
     def confident(ests: list[ShiftEstimate | None]) -> list[int]:
@@ -255,7 +263,7 @@ def coregister(
     vest = _pick(verify, vidx)
     mags = _magnitudes(vest)
     residual = float(np.median(mags))
-    bad = [vidx[k] for k in range(len(vidx)) if mags[k] > max_px]
+    bad = [vidx[k] for k in range(len(vidx)) if mags[k] > window_px]
     failed = shapely.union_all([cells[i] for i in bad]) if bad else shapely.Polygon()
     conf = float(np.median([e.confidence for e in vest]))
     reg = Registration(
@@ -282,7 +290,8 @@ def coregister(
         reg.failed_areas = whole
         reg.message = (
             f"co-registration gate: residual {residual:.2f} px ({residual * gsd:.2f} m) after "
-            f"{shift} exceeds {max_residual_m} m in {len(bad)} of {len(vidx)} sub-windows; "
+            f"{shift} exceeds {max_residual_m} m ({len(bad)} of {len(vidx)} sub-windows above "
+            f"{window_m} m); "
             "the whole pair is marked failed (compare with a better-registered baseline or raise "
             "max_residual_m)"
         )
@@ -290,11 +299,7 @@ def coregister(
         reg.message = (
             f"co-registered: {shift}, residual {residual:.2f} px ({residual * gsd:.2f} m) from "
             f"{len(idx)}/{n_windows} sub-windows, confidence {conf:.2f}"
-            + (
-                f"; {len(bad)} sub-window area(s) above {max_residual_m} m marked failed"
-                if bad
-                else ""
-            )
+            + (f"; {len(bad)} sub-window area(s) above {window_m} m marked failed" if bad else "")
         )
     log.info(reg.message)
     return reg

@@ -219,11 +219,16 @@ def open_pair(
     gsd: float = 0.2,
     *,
     coreg: Literal["auto", "off"] = "auto",
-    max_residual_m: float = 0.5,
+    max_residual_m: float = 0.1,
+    max_window_residual_m: float | None = 0.5,
     radiometric: Literal["histogram", "off"] = "histogram",
     strict: bool = False,
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
+
+    The co-registration gate fails when the median residual after correction exceeds
+    ``max_residual_m`` (0.1 m = 0.5 px at 0.2 m); a sub-window whose own residual exceeds
+    ``max_window_residual_m`` (None = ``max_residual_m``) is marked failed (not valid).
 
     ``strict=True`` raises :class:`CoregistrationError` when the gate fails instead of marking
     the failed areas (the whole common area, for a global failure) as not valid.
@@ -261,6 +266,7 @@ def open_pair(
             cells,
             gsd,
             max_residual_m=max_residual_m,
+            max_window_residual_m=max_window_residual_m,
             area=fp.common,
         )
         if reg.gate_passed or reg.n_estimates:

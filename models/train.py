@@ -138,7 +138,9 @@ def _combined_yaml(datasets: dict[str, Path], root: Path) -> Path:
     trains = [t for t in trains if _has_images(t)]
     vals = [v for v in vals if _has_images(v)] or trains  # a labelled-only run may lack a val split
     if not trains:
-        raise ConfigError("the enabled datasets wrote no training chips; check data.* in the config")
+        raise ConfigError(
+            "the enabled datasets wrote no training chips; check data.* in the config"
+        )
     data = {"path": str(root.resolve()), "train": trains, "val": vals, "channels": 6,
             "names": dict(enumerate(CLASS_NAMES))}  # fmt: skip
     path = root / "data.yaml"

@@ -80,7 +80,12 @@ class CoregConfig(_Strict):
     """Co-registration of the baseline onto the flight (see geo.tiles.open_pair)."""
 
     mode: str = Field("auto", description="passed to open_pair(coreg=...)")
-    max_residual_m: float = Field(0.5, gt=0, description="gate: residual above this is unusable")
+    max_residual_m: float = Field(
+        0.1, gt=0, description="gate: median residual above this (m) makes the pair unusable"
+    )
+    max_window_residual_m: float = Field(
+        0.5, gt=0, description="a sub-window whose own residual (m) is above this is not valid"
+    )
     radiometric: Literal["auto", "histogram", "off"] = Field(
         "auto",
         description="baseline colour normalisation: auto = as the model card says it was trained",

@@ -226,8 +226,8 @@ def _night(
     is_lead = leads["status"] == "lead"
     o = ev["overall"]
     say(
-        f"    {int(is_lead.sum())} leads ({int((~is_lead).sum())} permitted, not leads) in "
-        f"{run_s} s -> {run.gpkg}"
+        f"    {int(is_lead.sum())} leads + {int((~is_lead).sum())} permitted (inside approved "
+        f"permits, not leads) in {run_s} s -> {run.gpkg}"
     )
     say(
         f"    ledger: {ing.n_new} new, {ing.n_seen_again} seen again, {ing.n_reopened} reopened, "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import shapely
 
 from geo.errors import ConfigError, ModelError
@@ -33,8 +32,15 @@ from models.candidates import Candidates
 from pipelines.config import BuildwatchConfig
 from pipelines.leads.build import Provenance, build_leads, select_leads
 from pipelines.leads.filters import FilterCounts
-from pipelines.leads.georef import MapCandidates, georeference
 from pipelines.leads.merge import merge_candidates
+from pipelines.leads.tiling import (
+    Predict,
+    coverage_dict,
+    precomputed_candidates,
+    registration_dict,
+    tile_candidates,
+    usable_coverage,
+)
 
 __all__ = [
     "Predict",
@@ -48,8 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Predict = Callable[[list[np.ndarray]], list[Candidates]]
 
 #: used when neither the config nor a model card says otherwise
 DEFAULT_GSD_M, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX = 0.2, 512, 64
@@ -181,17 +185,6 @@ def _open_pair(flight: Path, baseline: Path, **kwargs: Any) -> AbstractContextMa
     return open_pair(flight, baseline, **kwargs)
 
 
-def _batched(items: Iterator[Any], n: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _optional_layer(
     source: Any,
     units_path: Path | None,
@@ -214,78 +207,6 @@ def _optional_layer(
             return read_layer(units_path, source.layer, crs, required=(), repairs=repairs)
         return None
     return fallback
-
-
-def _tile_candidates(
-    pair: Any,
-    predict: Predict,
-    size: int,
-    overlap: int,
-    batch: int,
-    prefetch: int,
-    progress: Callable[[int], None] | None,
-) -> tuple[MapCandidates, int, int]:
-    parts: list[MapCandidates] = []
-    n_tiles = n_raw = 0
-    for tiles in _batched(iter(pair.tiles(size=size, overlap=overlap, prefetch=prefetch)), batch):
-        images = [np.concatenate([t.flight, t.baseline], axis=-1) for t in tiles]
-        results = predict(images)
-        if len(results) != len(tiles):
-            raise ModelError(f"predict returned {len(results)} results for {len(tiles)} tiles")
-        for t, cands in zip(tiles, results, strict=True):
-            n_raw += len(cands)
-            h, w = t.flight.shape[:2]
-            parts.append(georeference(cands, t.transform, (h, w), tile_id=int(t.tile.index)))
-        n_tiles += len(tiles)
-        if progress is not None:
-            progress(len(tiles))
-    return MapCandidates.concat(parts), n_tiles, n_raw
-
-
-def _precomputed_candidates(
-    pair: Any,
-    candidates: Mapping[int, Candidates | None],
-    size: int,
-    overlap: int,
-    progress: Callable[[int], None] | None,
-) -> tuple[MapCandidates, int, int]:
-    """Georeference candidates computed elsewhere (e.g. on dask workers) from the tile windows.
-
-    No pixels are read: each tile's transform and shape come from ``pair.tile_windows``, exactly
-    as :meth:`tiles` would produce them, so the result equals the in-process tile loop's.
-    """
-    windows = pair.tile_windows(size, overlap)
-    expected = {int(w.index) for w in windows}
-    given = {int(i) for i in candidates}
-    if given != expected:
-        missing, extra = sorted(expected - given), sorted(given - expected)
-        raise ModelError(
-            f"precomputed candidates do not match this pair's {len(expected)} tiles of {size} px "
-            f"(overlap {overlap}): missing tiles {missing[:5]}, unknown tiles {extra[:5]}; "
-            "compute them with the same tiling and co-registration settings"
-        )
-    parts: list[MapCandidates] = []
-    n_tiles = n_raw = 0
-    for w in windows:
-        cands = candidates[int(w.index)]
-        if cands is None:  # no valid pixels: the tile loop skips such tiles too
-            continue
-        n_tiles += 1
-        n_raw += len(cands)
-        transform = w.transform(pair.transform)
-        parts.append(georeference(cands, transform, (w.height, w.width), tile_id=int(w.index)))
-    if progress is not None and n_tiles:
-        progress(n_tiles)
-    return MapCandidates.concat(parts), n_tiles, n_raw
-
-
-def usable_coverage(footprints: Any, registration: Any) -> shapely.Geometry:
-    """The valid two-epoch coverage: the common footprint minus the co-registration failures."""
-    common = footprints.common
-    failed = getattr(registration, "failed_areas", None)
-    if failed is None or failed.is_empty:
-        return common
-    return shapely.make_valid(common.difference(failed))
 
 
 def detect_leads(
@@ -337,6 +258,7 @@ def detect_leads(
         gsd=gsd,
         coreg=config.coreg.mode,
         max_residual_m=config.coreg.max_residual_m,
+        max_window_residual_m=config.coreg.max_window_residual_m,
         radiometric=radiometric_mode(config, model),
     ) as pair:
         crs = pair.crs
@@ -365,10 +287,10 @@ def detect_leads(
         )
 
         if candidates is not None:
-            raw, n_tiles, n_raw = _precomputed_candidates(pair, candidates, size, overlap, progress)
+            raw, n_tiles, n_raw = precomputed_candidates(pair, candidates, size, overlap, progress)
         else:
             assert run_predict is not None
-            raw, n_tiles, n_raw = _tile_candidates(
+            raw, n_tiles, n_raw = tile_candidates(
                 pair,
                 run_predict,
                 size,
@@ -417,8 +339,8 @@ def detect_leads(
             n_candidates=n_raw,
             n_merged_away=n_absorbed,
             dropped=selection.counts,
-            registration=_registration_dict(registration),
-            coverage_m2=_coverage_dict(footprints),
+            registration=registration_dict(registration),
+            coverage_m2=coverage_dict(footprints),
             coverage=usable_coverage(footprints, registration),
             repairs=repairs,
             units=unit_layers,
@@ -446,22 +368,3 @@ def _write_evidence(pair: Any, leads: gpd.GeoDataFrame, evidence_dir: Path, pad_
         after.append(f"{rel}/{a.name}")
     leads["evidence_before"] = before
     leads["evidence_after"] = after
-
-
-def _registration_dict(reg: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("gate_passed", "message", "dx_m", "dy_m", "residual_px"):
-        value = getattr(reg, key, None)
-        if isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
-    failed = getattr(reg, "failed_areas", None)
-    out["failed_area_m2"] = round(float(failed.area), 1) if failed is not None else 0.0
-    return out
-
-
-def _coverage_dict(fp: Any) -> dict[str, float]:
-    def area(g: shapely.Geometry | None) -> float:
-        return round(float(g.area), 1) if g is not None else 0.0
-
-    return {k: area(getattr(fp, k, None)) for k in ("flight", "baseline", "common", "unknown")}

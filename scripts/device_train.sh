@@ -6,6 +6,9 @@
 # trains yolo11n (6 channels, 512 px) under a hard time cap, validates on each validation set and
 # copies to $OUT: the weights, the model card (with metrics), results.csv and the log.
 #
+# Another training config: TRAIN_CONFIG=models/configs/gpu_finetune.yaml (the second stage of the
+# shipped weights); TRAIN_LIMIT_S caps training, CALL_LIMIT_S the whole call.
+#
 # Locally (a dry run that proves the GPU run works; tiny sizes, CPU, the .venv, no pip):
 #   DEVICE_TINY=1 OUT=/tmp/x bash scripts/device_train.sh
 set -uo pipefail
@@ -58,10 +61,11 @@ ls .device/fairdrone/*.json >/dev/null 2>&1 || { echo "missing .device/fairdrone
 
 stamp "training"
 export BW_REPRODUCE="${BW_REPRODUCE:-bash scripts/device_train.sh on one NVIDIA H200 (carry .whl and .device/fairdrone; see scripts/DEVICE_CALL.md)}"
-timeout --signal=TERM "${TRAIN_LIMIT_S:-550}" $PY -m pipelines.cli -v train --config models/configs/gpu.yaml --out "$RUN" "${SETS[@]}"
+CONFIG=${TRAIN_CONFIG:-models/configs/gpu.yaml}
+timeout --signal=TERM "${TRAIN_LIMIT_S:-550}" $PY -m pipelines.cli -v train --config "$CONFIG" --out "$RUN" "${SETS[@]}"
 RC=$?
 stamp "train exited with $RC"
-NAME=$($PY -c "import yaml;print(yaml.safe_load(open('models/configs/gpu.yaml'))['name'])")
+NAME=$($PY -c "import sys, yaml;print(yaml.safe_load(open(sys.argv[1]))['name'])" "$CONFIG")
 cp "$RUN/$NAME.pt" "$RUN/$NAME.yaml" "$OUT/" 2>/dev/null || echo "no weights/card to copy"
 cp "$RUN/train/results.csv" "$OUT/results.csv" 2>/dev/null || true
 cp "$RUN/train/args.yaml" "$OUT/args.yaml" 2>/dev/null || true

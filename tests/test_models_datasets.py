@@ -125,6 +125,24 @@ def test_synthetic_no_change_chips_have_no_boxes(tmp_path):
     assert len(labels) == 2 and all(p.read_text() == "" for p in labels)
 
 
+def test_geo_no_change_chips_are_rendered_scenes_without_boxes(tmp_path, monkeypatch):
+    from geo.synthetic import render_pair
+
+    styles = []
+
+    def spy(**kw):
+        styles.append(kw.get("style"))
+        return render_pair(**kw)
+
+    monkeypatch.setattr(synthetic, "_geo_render", lambda: spy)
+    spec = SyntheticSpec(n_train=3, n_val=0, size_px=96, renderer="geo", no_change_fraction=1.0)
+    build_synthetic(tmp_path, spec)
+    # another date of the same scene (season, sun, shadows, cars), not a copy of the baseline
+    assert styles == [{"changes": False}] * 3
+    labels = sorted((tmp_path / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 3 and all(lbl.read_text() == "" for lbl in labels)
+
+
 def test_synthetic_falls_back_when_geo_renderer_breaks(tmp_path, monkeypatch, caplog):
     def broken(**_):
         raise RuntimeError("boom")

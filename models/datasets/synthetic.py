@@ -4,7 +4,9 @@ Each chip is rendered at a native GSD drawn from ``gsd_range`` (0.12-0.35 m: dro
 and resampled to the working GSD, so objects of many native resolutions look right. The baseline
 then gets satellite-like degradation, misregistration and colour jitter; a random dihedral
 transform is applied to both epochs and the boxes. About ``no_change_fraction`` of chips show the
-same scene on both dates (only nuisance differences) and carry no boxes.
+same scene on both dates (only nuisance differences) and carry no boxes: with the geo renderer a
+rendered no-change scene (``style={"changes": False}``: other season, sun and shadows, moved cars,
+vegetation), with the procedural one the baseline epoch copied.
 
 Rendering uses ``geo.synthetic.scene.render_pair`` when it is importable, else (or when
 ``renderer="procedural"``) the built-in :mod:`models.datasets.procedural` renderer.
@@ -124,11 +126,13 @@ def _make_chip(args: tuple[str, str, int, SyntheticSpec]) -> tuple[int, int]:
     try:
         if name == "procedural":
             pair = render(seed, native, native_gsd)
-        else:
-            pair = render(seed=seed, size_px=native, gsd=native_gsd)
-        flight, baseline, boxes = chip_from_pair(
-            pair, spec.size_px, spec.working_gsd, rng, no_change
-        )
+            flight, baseline, boxes = chip_from_pair(
+                pair, spec.size_px, spec.working_gsd, rng, no_change
+            )
+        else:  # a real no-change scene: other season, sun and shadows, moved cars, vegetation
+            extra = {"style": {"changes": False}} if no_change else {}
+            pair = render(seed=seed, size_px=native, gsd=native_gsd, **extra)
+            flight, baseline, boxes = chip_from_pair(pair, spec.size_px, spec.working_gsd, rng)
     except Exception as exc:  # a renderer bug must not sink a whole training run
         if name == "procedural" or spec.renderer == "geo":
             raise

@@ -35,7 +35,7 @@ def command(out: Path, size_m: float | None, quick: bool, seed: int, overwrite: 
     The last line printed is the district map: an HTML file that opens with no internet.
     """
     from geo.synthetic.district import check_args
-    from pipelines.demo import DEFAULT_SIZE_M, QUICK_SIZE_M, GSD_M, run_demo
+    from pipelines.demo import DEFAULT_SIZE_M, GSD_M, QUICK_SIZE_M, run_demo
     from pipelines.demo_readme import summary_lines
 
     size = size_m if size_m is not None else (QUICK_SIZE_M if quick else DEFAULT_SIZE_M)

@@ -47,9 +47,16 @@ def command(rasters: tuple[str, ...]) -> None:
 @click.option("--flight", "flight", required=True, type=click.Path(path_type=str))
 @click.option("--gsd", type=float, default=0.2, show_default=True, help="Working GSD (m/px).")
 @click.option(
-    "--max-residual-m", type=float, default=0.5, show_default=True, help="Gate threshold (m)."
-)
-def coreg_command(baseline: str, flight: str, gsd: float, max_residual_m: float) -> None:
+    "--max-residual-m", type=float, default=0.1, show_default=True,
+    help="Gate: median residual threshold (m); config coreg.max_residual_m.",
+)  # fmt: skip
+@click.option(
+    "--max-window-residual-m", type=float, default=0.5, show_default=True,
+    help="A sub-window above this residual (m) is marked failed; coreg.max_window_residual_m.",
+)  # fmt: skip
+def coreg_command(
+    baseline: str, flight: str, gsd: float, max_residual_m: float, max_window_residual_m: float
+) -> None:
     """Estimate the baseline's misregistration against the flight and apply the gate.
 
     Exits with code 4 when the gate fails.
@@ -58,7 +65,13 @@ def coreg_command(baseline: str, flight: str, gsd: float, max_residual_m: float)
 
     from geo.tiles import open_pair
 
-    with open_pair(flight, baseline, gsd, max_residual_m=max_residual_m) as pair:
+    with open_pair(
+        flight,
+        baseline,
+        gsd,
+        max_residual_m=max_residual_m,
+        max_window_residual_m=max_window_residual_m,
+    ) as pair:
         reg = pair.registration
         fp = pair.footprints
         click.echo(

@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 
 @lru_cache(maxsize=2)
 def _open(
-    flight: str, baseline: str, gsd: float, coreg: str, residual: float, radiometric: str
+    flight: str,
+    baseline: str,
+    gsd: float,
+    coreg: str,
+    residual: float,
+    window_residual: float,
+    radiometric: str,
 ) -> Any:
     """One open, co-registered pair per process (workers reuse it across tile batches)."""
     from geo.tiles import open_pair
@@ -45,6 +51,7 @@ def _open(
         gsd=gsd,
         coreg=coreg,  # type: ignore[arg-type]
         max_residual_m=residual,
+        max_window_residual_m=window_residual,
         radiometric=radiometric,  # type: ignore[arg-type]
     )
 
@@ -126,7 +133,15 @@ class BuildwatchBackend:
     def _pair(self, pair: PairRef) -> Any:
         gsd, _, _ = self._tiling()
         c = self.config.coreg
-        return _open(pair.flight, pair.baseline, gsd, c.mode, c.max_residual_m, self._radiometric())
+        return _open(
+            pair.flight,
+            pair.baseline,
+            gsd,
+            c.mode,
+            c.max_residual_m,
+            c.max_window_residual_m,
+            self._radiometric(),
+        )
 
     def tile_indices(self, pair: PairRef) -> list[int]:
         _, size, overlap = self._tiling()
