@@ -3,9 +3,11 @@
 Pure core (no IO): :func:`phase_shift` measures the shift of one sub-window pair by phase
 correlation (sub-pixel, with the correlation peak value as confidence); :func:`fit_correction`
 combines many estimates robustly into a global shift, or an affine when a rotation/scale is
-detectable; :func:`gate` decides whether the pair is comparable. :func:`coregister` drives them
-through a ``measure(correction)`` callback that reads the sub-windows, so this module never opens
-files.
+detectable; where the residuals left by that fit vary across the scene, a local residual-shift
+field (:mod:`geo.coreg_local`) is fitted from a denser set of sub-windows and applied on top;
+the gate then judges the pair as finally corrected. :func:`coregister` drives them through
+``measure(correction, local=None)`` callbacks that read the sub-windows, so this module never
+opens files.
 
 Conventions: a correction ``C`` is an affine on map coordinates of the working CRS taking a
 flight point to the baseline point that shows the same ground; the baseline is read through
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -25,9 +28,12 @@ import shapely
 from affine import Affine
 from shapely.geometry.base import BaseGeometry
 
+from geo.coreg_local import LocalField, local_pass
+
 __all__ = [
     "ShiftEstimate",
     "Registration",
+    "RegistrationMode",
     "phase_shift",
     "texture_score",
     "fit_correction",
@@ -48,9 +54,17 @@ class ShiftEstimate:
     confidence: float
 
 
+#: what was applied to the baseline: nothing, a global shift or affine, and a local field on top
+RegistrationMode = Literal["none", "shift", "affine", "shift+local", "affine+local"]
+
+
 @dataclass
 class Registration:
-    """Outcome of co-registration, as applied to the baseline reads of a pair."""
+    """Outcome of co-registration, as applied to the baseline reads of a pair.
+
+    ``residual_px``, ``residuals``, ``gate_passed`` and ``failed_areas`` describe the pair after
+    *all* corrections (``correction`` and, when ``mode`` ends in ``+local``, the ``local`` field).
+    """
 
     dx_m: float = 0.0
     dy_m: float = 0.0
@@ -65,6 +79,21 @@ class Registration:
     correction: Affine = Affine.identity()
     estimates: tuple[ShiftEstimate, ...] = ()
     residuals: tuple[ShiftEstimate, ...] = ()
+    mode: RegistrationMode = "none"
+    local: LocalField | None = None
+
+    @property
+    def local_max_m(self) -> float:
+        """Largest displacement of the local field (m); 0 when none was applied."""
+        return self.local.max_m if self.local is not None else 0.0
+
+    def map_point(self, x: float, y: float) -> tuple[float, float]:
+        """The baseline map point read for flight map point ``(x, y)`` (all corrections)."""
+        if self.local is not None:
+            ddx, ddy = self.local.at(x, y)
+            x, y = x + float(ddx), y + float(ddy)
+        tx, ty = self.correction @ (x, y)
+        return float(tx), float(ty)
 
 
 def texture_score(gray: np.ndarray, valid: np.ndarray | None = None) -> float:
@@ -178,7 +207,15 @@ def fit_correction(
     return best, inl, False
 
 
-Measure = Callable[[Affine], list[ShiftEstimate | None]]
+_MODES: dict[tuple[bool, bool], RegistrationMode] = {
+    (False, False): "shift",
+    (True, False): "affine",
+    (False, True): "shift+local",
+    (True, True): "affine+local",
+}
+
+#: ``measure(correction)`` or ``measure(correction, local_field)`` -> one estimate per sub-window
+Measure = Callable[..., list[ShiftEstimate | None]]
 
 
 def _pick(ests: Sequence[ShiftEstimate | None], idx: Sequence[int]) -> list[ShiftEstimate]:
@@ -199,6 +236,9 @@ def coregister(
     min_estimates: int = 4,
     min_confidence: float = 0.1,
     area: BaseGeometry | None = None,
+    local_measure: Measure | None = None,
+    max_local_m: float = 3.0,
+    min_local_px: float = 0.5,
 ) -> Registration:
     """Estimate, apply, verify and gate the correction.
 
@@ -211,6 +251,12 @@ def coregister(
     marked failed when its own residual exceeds ``max_window_residual_m`` (default, and never
     less than, ``max_residual_m``): one window's estimate is noisier than the median (changes in
     it bias it), so a tight global gate need not throw away the areas of noisy windows.
+
+    ``local_measure`` (None = no local correction) measures a denser set of sub-windows; their
+    residuals after the global fit give a local field (:func:`geo.coreg_local.fit_local_field`,
+    clamped to ``max_local_m``, none below ``min_local_px``) that is kept only when it makes the
+    verification better (fewer sub-windows above the window bound, lower mean residual). The
+    gate's statistics and ``failed_areas`` are those measured with everything applied.
     """
     whole = area if area is not None else shapely.union_all(list(cells))
     max_px = max_residual_m / gsd
@@ -260,6 +306,22 @@ def coregister(
             f"co-registration gate: after correction only {len(vidx)} of {n_windows} "
             "sub-windows could be verified; the correction is not trustworthy",
         )
+    local: LocalField | None = None
+    if local_measure is not None:
+        local, verify, vidx = local_pass(
+            measure,
+            local_measure,
+            correction,
+            verify,
+            vidx,
+            gsd,
+            window_px=window_px,
+            max_px=max_px,
+            min_estimates=min_estimates,
+            min_confidence=min_confidence,
+            max_local_m=max_local_m,
+            min_local_px=min_local_px,
+        )
     vest = _pick(verify, vidx)
     mags = _magnitudes(vest)
     residual = float(np.median(mags))
@@ -278,6 +340,8 @@ def coregister(
         estimates=tuple(ests),
         residuals=tuple(vest),
         failed_areas=failed,
+        mode=_MODES[(is_aff, local is not None)],
+        local=local,
     )
     if is_aff:  # report the shift at the centre of the measured area
         cx = float(np.mean([e.x for e in ests]))
@@ -285,6 +349,8 @@ def coregister(
         tx, ty = correction @ (cx, cy)
         reg.dx_m, reg.dy_m = tx - cx, ty - cy
     shift = f"shift ({reg.dx_m:+.2f}, {reg.dy_m:+.2f}) m" + (" + affine" if is_aff else "")
+    if local is not None:
+        shift += f" + local field ({local.describe()})"
     if residual > max_px or len(bad) > len(vidx) // 2:
         reg.gate_passed = False
         reg.failed_areas = whole

@@ -45,7 +45,7 @@ def require_crs(crs: CRS | None, path: str | Path) -> CRS:
     if crs is None or not crs.to_wkt():
         raise CRSError(
             f"{path}: raster has no coordinate reference system; georeference it "
-            "(e.g. gdal_edit.py -a_srs EPSG:4543) or export it from the photogrammetry tool "
+            "(e.g. gdal_edit.py -a_srs EPSG:4544) or export it from the photogrammetry tool "
             "with a CRS"
         )
     return crs

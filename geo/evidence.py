@@ -14,8 +14,6 @@ upscaled (nearest pixel) to at least ``min_px`` so a small structure is visible.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 import shapely
 from affine import Affine
 
+from geo.atomic import write_bytes_atomic
 from geo.errors import InputFileError
 
 __all__ = ["chip_bounds", "render_chip", "write_png", "write_evidence_pair", "ReadWindow"]
@@ -89,15 +88,7 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise InputFileError(f"{path}: PNG encoding failed for an image of shape {rgb.shape}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, buf.tobytes())
 
 
 def write_evidence_pair(

@@ -15,8 +15,9 @@ STRtree bulk queries (O(n log n)).
 
 >>> import numpy as np, shapely
 >>> a, b = np.array([shapely.box(0, 0, 2, 2)]), np.array([shapely.box(1, 0, 5, 5), shapely.box(-5, 0, 1, 5)])
->>> best_overlap(a, b)
-(array([0]), array([2.]))
+>>> index, area = best_overlap(a, b)
+>>> index.tolist(), area.tolist()
+([0], [2.0])
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import shapely
 from geo.units import Units
 
 __all__ = [
+    "ADMIN_COLUMNS",
+    "PLACE_COLUMNS",
     "JOIN_COLUMNS",
     "overlap_pairs",
     "best_overlap",
@@ -39,17 +42,12 @@ __all__ = [
     "township_authority",
 ]
 
-JOIN_COLUMNS = (
-    "unit_type",
-    "unit_code",
-    "unit_name",
-    "township_code",
-    "township_name",
-    "district_code",
-    "district_name",
-    "responsible_party",
-    "responsible_type",
-)
+#: the administrative areas a unit lies in: township (乡镇/街道) and district (区县), code + name
+ADMIN_COLUMNS = ("township_code", "township_name", "district_code", "district_name")
+#: where a lead is: its unit (compound / village / community / unassigned) and administrative areas
+PLACE_COLUMNS = ("unit_type", "unit_code", "unit_name", *ADMIN_COLUMNS)
+#: the columns :func:`join_units` returns: the place and who must act there
+JOIN_COLUMNS = (*PLACE_COLUMNS, "responsible_party", "responsible_type")
 
 
 def overlap_pairs(

@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
 from geo.coreg import Measure, ShiftEstimate, phase_shift, texture_score
+from geo.coreg_local import LocalField
 from geo.coverage import mask_footprint
 from geo.crs import reproject_geometry, working_crs_for
 from geo.radiometry import match_luts
@@ -127,7 +128,7 @@ def make_measure(
     min_valid: float = 0.9,
     min_texture: float = 1.0,
 ) -> Measure:
-    """A ``measure(correction)`` callback for :func:`geo.coreg.coregister`."""
+    """A ``measure(correction, local=None)`` callback for :func:`geo.coreg.coregister`."""
     fr = EpochReader(flight)
     try:
         flights = [fr.read(w) for w in windows]
@@ -135,8 +136,8 @@ def make_measure(
         fr.close()
     grays = [(rgb.mean(axis=2), v) for rgb, v in flights]
 
-    def measure(correction: Affine) -> list[ShiftEstimate | None]:
-        br = EpochReader(baseline.with_correction(correction))
+    def measure(correction: Affine, local: LocalField | None = None) -> list[ShiftEstimate | None]:
+        br = EpochReader(baseline.with_correction(correction).with_local(local))
         out: list[ShiftEstimate | None] = []
         try:
             for w, (fg, fv) in zip(windows, grays, strict=True):

@@ -1,9 +1,10 @@
 """The public entry point: a flight/baseline pair as aligned tile pairs on the working grid.
 
->>> # doctest: +SKIP
->>> with open_pair("flight.tif", "baseline.tif", gsd=0.2) as pair:
-...     for tp in pair.tiles(size=512, overlap=64, prefetch=2):
-...         detect(np.concatenate([tp.flight, tp.baseline], axis=2), tp.valid)
+Usage::
+
+    with open_pair("flight.tif", "baseline.tif", gsd=0.2) as pair:
+        for tp in pair.tiles(size=512, overlap=64, prefetch=2):
+            detect(np.concatenate([tp.flight, tp.baseline], axis=2), tp.valid)
 
 Tiles are all ``size`` × ``size``; at the right/bottom edge of the working grid they are
 **padded** with zeros and ``valid=False`` (the overlap between neighbours is always exactly
@@ -31,7 +32,7 @@ from rasterio.crs import CRS
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from geo.coreg import Registration, coregister
+from geo.coreg import Measure, Registration, coregister
 from geo.coverage import Footprints, pair_footprints
 from geo.errors import ConfigError, CoregistrationError
 from geo.pairing import coreg_windows, make_measure, pair_luts, scan_epoch, working_grid
@@ -130,15 +131,21 @@ class ImageryPair:
             tile_grid(self.width, self.height, size, overlap), self.transform, self.usable
         )
 
-    def read_tile(self, win: TileWindow, pool: ReaderPool | None = None) -> TilePair:
-        """Read one window of the working grid (may extend past it: padded)."""
+    def read_tile(
+        self, win: TileWindow, pool: ReaderPool | None = None, *, masked: bool = True
+    ) -> TilePair:
+        """Read one window of the working grid (may extend past it: padded).
+
+        ``masked=False`` leaves co-registration failures valid (for diagnostics: measuring the
+        residual misregistration there); tiles for detection are always masked.
+        """
         pool = pool or self._pool
         f_rgb, f_valid = pool.get(self._flight).read(win)
         b_rgb, b_valid = pool.get(self._baseline).read(win)
         valid = f_valid & b_valid
         transform = win.transform(self.transform)
         failed = self.registration.failed_areas
-        if not failed.is_empty and valid.any():
+        if masked and not failed.is_empty and valid.any():
             tb = box(*win.bounds(self.transform))
             if failed.intersects(tb):
                 valid &= rasterio.features.geometry_mask(
@@ -213,6 +220,12 @@ class ImageryPair:
         )
 
 
+def _dense_measure(common: BaseGeometry, fspec: EpochSpec, bspec: EpochSpec) -> Measure:
+    """The measurement behind the local field: up to 144 sub-windows of 128 px."""
+    windows, _ = coreg_windows(common, fspec.grid, win_px=128, max_windows=144)
+    return make_measure(fspec, bspec, windows)
+
+
 def open_pair(
     flight_path: str | Path,
     baseline_path: str | Path,
@@ -223,12 +236,20 @@ def open_pair(
     max_window_residual_m: float | None = 0.5,
     radiometric: Literal["histogram", "off"] = "histogram",
     strict: bool = False,
+    local: bool = True,
+    max_local_m: float = 3.0,
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
 
     The co-registration gate fails when the median residual after correction exceeds
     ``max_residual_m`` (0.1 m = 0.5 px at 0.2 m); a sub-window whose own residual exceeds
     ``max_window_residual_m`` (None = ``max_residual_m``) is marked failed (not valid).
+
+    ``local=True`` adds a local residual-shift field (at most ``max_local_m``) where the
+    misregistration left by the global shift/affine varies across the scene (measured on a
+    denser set of 128 px sub-windows; see :mod:`geo.coreg_local`); it is applied per pixel to
+    every baseline read and the gate judges the pair with it applied. ``local=False`` keeps the
+    global correction only (areas it leaves misregistered are marked failed).
 
     ``strict=True`` raises :class:`CoregistrationError` when the gate fails instead of marking
     the failed areas (the whole common area, for a global failure) as not valid.
@@ -239,6 +260,8 @@ def open_pair(
         raise ConfigError(f"radiometric must be 'histogram' or 'off', got {radiometric!r}")
     if not gsd > 0:
         raise ConfigError(f"gsd must be > 0 metres, got {gsd!r}")
+    if local and not max_local_m > 0:
+        raise ConfigError(f"max_local_m must be > 0 metres (or local=False), got {max_local_m!r}")
     if "GDAL_CACHEMAX" not in os.environ:
         current = int(rasterio.env.get_gdal_config("GDAL_CACHEMAX") or 0)
         if current == 0 or current > GDAL_CACHE_BYTES:
@@ -268,9 +291,11 @@ def open_pair(
             max_residual_m=max_residual_m,
             max_window_residual_m=max_window_residual_m,
             area=fp.common,
+            local_measure=_dense_measure(fp.common, fspec, bspec) if local else None,
+            max_local_m=max_local_m,
         )
         if reg.gate_passed or reg.n_estimates:
-            bspec = bspec.with_correction(reg.correction)
+            bspec = bspec.with_correction(reg.correction).with_local(reg.local)
     else:
         reg = Registration(
             message="co-registration off: baseline used as georeferenced (not checked)"

@@ -179,7 +179,7 @@ def read_units(path: str | Path, crs: Any, optional: bool = True) -> Units:
     """Read ``units.gpkg``: the four required unit layers plus, when present and ``optional``,
     ``permits`` and ``known_buildings``; all in ``crs``.
 
-    >>> read_units("/nonexistent/units.gpkg", "EPSG:4543")
+    >>> read_units("/nonexistent/units.gpkg", "EPSG:4544")
     Traceback (most recent call last):
     ...
     geo.errors.InputFileError: /nonexistent/units.gpkg: units file not found; pass the units GeoPackage

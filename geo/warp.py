@@ -27,6 +27,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from geo.coreg_local import LocalField, remap_tile
 from geo.errors import RasterError
 from geo.raster import Stretch, overview_level_for, rgb_bands
 from geo.windows import Grid, TileWindow, clip_window
@@ -46,12 +47,23 @@ class EpochSpec:
     stretch: Stretch
     correction: Affine = Affine.identity()
     lut: np.ndarray | None = field(default=None, compare=False)
+    #: residual displacement field applied per pixel after ``correction`` (geo.coreg_local)
+    local: LocalField | None = field(default=None, compare=False)
 
     def with_correction(self, correction: Affine) -> EpochSpec:
-        return EpochSpec(self.path, self.grid, self.crs, self.stretch, correction, self.lut)
+        return EpochSpec(
+            self.path, self.grid, self.crs, self.stretch, correction, self.lut, self.local
+        )
 
     def with_lut(self, lut: np.ndarray | None) -> EpochSpec:
-        return EpochSpec(self.path, self.grid, self.crs, self.stretch, self.correction, lut)
+        return EpochSpec(
+            self.path, self.grid, self.crs, self.stretch, self.correction, lut, self.local
+        )
+
+    def with_local(self, local: LocalField | None) -> EpochSpec:
+        return EpochSpec(
+            self.path, self.grid, self.crs, self.stretch, self.correction, self.lut, local
+        )
 
 
 class EpochReader:
@@ -96,6 +108,22 @@ class EpochReader:
 
     def read(self, win: TileWindow) -> tuple[np.ndarray, np.ndarray]:
         """``win`` (may leave the grid: padded with zeros, valid False) -> (rgb, valid)."""
+        local = self.spec.local
+        if local is None:
+            return self._read(win)
+        gsd = self.spec.grid.gsd
+        margin = int(np.ceil(local.max_m / gsd)) + 2
+        grown = TileWindow(
+            win.index,
+            win.row_off - margin,
+            win.col_off - margin,
+            win.height + 2 * margin,
+            win.width + 2 * margin,
+        )
+        rgb, valid = self._read(grown)
+        return remap_tile(rgb, valid, margin, local, win.transform(self.spec.grid.transform), gsd)
+
+    def _read(self, win: TileWindow) -> tuple[np.ndarray, np.ndarray]:
         rgb = np.zeros((win.height, win.width, 3), dtype=np.uint8)
         valid = np.zeros((win.height, win.width), dtype=bool)
         part = clip_window(win, self.spec.grid.width, self.spec.grid.height)

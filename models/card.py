@@ -11,13 +11,13 @@ normalisation), how they were trained (data, credits, the exact command) and how
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from geo.atomic import write_text_atomic
 from geo.errors import ModelError
 from models.classes import CLASS_NAMES
 from models.datasets.writer import BAND_ORDER
@@ -76,11 +76,9 @@ def sha256(path: str | Path) -> str:
 
 def write_card(card: ModelCard, path: str | Path) -> Path:
     """Write the card as YAML (temp file then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(asdict(card), sort_keys=False, allow_unicode=True))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(
+        path, yaml.safe_dump(asdict(card), sort_keys=False, allow_unicode=True)
+    )
 
 
 def read_card(path: str | Path) -> ModelCard:

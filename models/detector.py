@@ -27,6 +27,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from geo.atomic import write_text_atomic
 from geo.errors import ModelError
 from models.backends import (
     Backend,
@@ -212,8 +213,8 @@ def _fastest_cpu_backend(
     if not timings:
         raise ModelError(f"{path}: no CPU backend could run these weights")
     fastest = min(timings, key=lambda k: timings[k])
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(json.dumps({"fastest": fastest, "seconds_per_batch": timings}, indent=1))
-    os.replace(tmp, record)
+    write_text_atomic(
+        record, json.dumps({"fastest": fastest, "seconds_per_batch": timings}, indent=1)
+    )
     log.info("CPU backend timings %s -> %s", timings, fastest)
     return fastest

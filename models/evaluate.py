@@ -14,7 +14,6 @@ Matching is greedy by descending score, one truth object per detection, within e
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo.atomic import write_text_atomic
 from models.classes import CLASS_NAMES
 
 __all__ = ["iou_matrix", "match_greedy", "average_precision", "evaluate_objects", "write_report"]
@@ -170,8 +170,5 @@ def evaluate_objects(
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
     """Write a report as pretty JSON (temp file then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=float))
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(report, indent=2, ensure_ascii=False, default=float)
+    return write_text_atomic(path, text, mkdir=True)

@@ -17,6 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from geo.atomic import atomic_path
+
 __all__ = ["configure_ultralytics", "default_config_dir", "set_threads"]
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,8 @@ def _copy_fonts(config_dir: Path) -> None:
         log.warning("matplotlib missing: ultralytics plots may try to download a font")
         return
     for name in missing:
-        tmp = target_dir / f".{name}.tmp"
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, target_dir / name)
+        with atomic_path(target_dir / name) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def configure_ultralytics(config_dir: str | Path | None = None, threads: int | None = None) -> Path:

@@ -86,6 +86,9 @@ class CoregConfig(_Strict):
     max_window_residual_m: float = Field(
         0.5, gt=0, description="a sub-window whose own residual (m) is above this is not valid"
     )
+    local: bool = Field(
+        True, description="local residual-shift field where misregistration varies (open_pair)"
+    )
     radiometric: Literal["auto", "histogram", "off"] = Field(
         "auto",
         description="baseline colour normalisation: auto = as the model card says it was trained",

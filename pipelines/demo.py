@@ -36,6 +36,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from geo.atomic import write_text_atomic
 from geo.errors import ConfigError, InputFileError
 
 __all__ = ["DemoResult", "run_demo", "prepare_out", "QUICK_SIZE_M", "DEFAULT_SIZE_M"]
@@ -177,22 +178,10 @@ def _run(out: Path, size_m: float, seed: int, say: Progress, predict: Any) -> De
     return _finish(out, summary, say)
 
 
-def _coverage(gpkg: Path, flight: Path, baseline: Path, gsd: float) -> gpd.GeoSeries:
-    """The run's two-epoch coverage: its ``coverage`` layer, else the pair's common footprint."""
-    import pyogrio
-
-    if "coverage" in {str(n) for n in pyogrio.list_layers(gpkg)[:, 0]}:
-        return gpd.read_file(gpkg, layer="coverage").geometry
-    from geo.tiles import open_pair
-
-    pair = open_pair(flight, baseline, gsd=gsd)
-    return gpd.GeoSeries([pair.footprints.common], crs=pair.crs)
-
-
 def _night(
     k: int, d: Any, side: dict, cfg: Any, store: Any, predict: Any, out: Path, say: Progress
 ) -> dict[str, Any]:
-    from pipelines.cases.ingest import ingest_leads, read_leads
+    from pipelines.cases.ingest import ingest_run, read_leads
     from pipelines.demo_steps import evaluate_leads
     from pipelines.run import run_flight
 
@@ -206,19 +195,12 @@ def _night(
         out_dir=out / "runs" / f"night_{k:02d}",
         predict=predict,
         flight_date=date.fromisoformat(day),
+        flight_id=fid,
     )
     run_s = round(time.perf_counter() - t0, 1)
     leads = read_leads(run.gpkg)
-    coverage = _coverage(run.gpkg, d.flights[k - 1], d.baseline, run.result.gsd_m)
-    ing = ingest_leads(
-        store,
-        leads,
-        flight_id=fid,
-        flight_date=day,
-        coverage=coverage,
-        source=str(run.gpkg),
-        evidence_root=run.out_dir,
-        min_overlap=cfg.ledger.min_overlap,
+    ing = ingest_run(
+        store, run.gpkg, flight_id=fid, flight_date=day, min_overlap=cfg.ledger.min_overlap
     )
     truth = gpd.read_file(d.truths[k - 1], layer="changes")
     area_km2 = float(run.result.coverage_m2.get("common", 0.0)) / 1e6 or None
@@ -375,9 +357,7 @@ def _finish(out: Path, summary: dict[str, Any], say: Progress) -> DemoResult:
 
     say("7/7 summary and README ...")
     path = out / "demo_summary.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str), "utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(summary, ensure_ascii=False, indent=2, default=str))
     (out / INCOMPLETE).unlink(missing_ok=True)
     readme = write_readme(out, summary)
     return DemoResult(out, summary, path, readme, Path(summary["district_map"]))

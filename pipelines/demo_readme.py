@@ -11,6 +11,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+from geo.atomic import write_text_atomic
+
 __all__ = ["FILE_NOTES", "describe", "summary_lines", "readme_text", "write_readme"]
 
 #: glob (relative to OUT, posix) -> what the file is; the first match wins
@@ -169,8 +171,4 @@ def readme_text(out: Path, summary: dict[str, Any]) -> str:
 
 def write_readme(out: Path, summary: dict[str, Any]) -> Path:
     """Write ``out/README.txt`` atomically; returns its path."""
-    path = out / "README.txt"
-    tmp = out / ".README.txt.tmp"
-    tmp.write_text(readme_text(out, summary), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(out / "README.txt", readme_text(out, summary))

@@ -10,8 +10,6 @@ and :func:`write_preview` are the IO edges.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.atomic import atomic_path
 from pipelines.cases.states import LEDGERS, REJECTED
 
 __all__ = [
@@ -187,13 +186,8 @@ def write_update_file(plan: OfficerPlan, path: Path) -> Path:
     for col in ("to_state", "reason"):
         frame[col] = frame[col].map(lambda v: _WORD_ZH.get(v, v))
     frame = frame.rename(columns=UPDATE_HEADERS_ZH)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_path(path, mkdir=True) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8-sig")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -263,10 +257,6 @@ def write_preview(path: Path, flight: Path, baseline: Path, truth: Path, width: 
         xs, ys = ring[:, 0], ring[:, 1]
         px = np.column_stack([a * xs + b * ys + c, d * xs + e * ys + f])
         changes.append(Change(t["kind"], t["class"] or "", t["expected"], px, int(t["change_id"])))
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")
-    try:
+    with atomic_path(path) as tmp:
         _preview(tmp, before.transpose(1, 2, 0).copy(), after.transpose(1, 2, 0).copy(), changes)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -32,6 +32,7 @@ from models.candidates import Candidates
 from pipelines.config import BuildwatchConfig
 from pipelines.leads.build import Provenance, build_leads, select_leads
 from pipelines.leads.filters import FilterCounts
+from pipelines.leads.identity import resolve_identity
 from pipelines.leads.merge import merge_candidates
 from pipelines.leads.tiling import (
     Predict,
@@ -220,6 +221,7 @@ def detect_leads(
     evidence_dir: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
     candidates: Mapping[int, Candidates | None] | None = None,
+    flight_id: str | None = None,
 ) -> LeadsResult:
     """Find the leads of one flight against its baseline.
 
@@ -228,7 +230,8 @@ def detect_leads(
             ``candidates`` it is optional and only names the model (card, hash) in provenance.
         config: thresholds, tiling, co-registration (defaults when None).
         units: a :class:`Units`, the path of ``units.gpkg``, or None (config's, else no joins).
-        flight_date: for permit validity and provenance (None: unknown).
+        flight_date: for permit validity and provenance (None: the sidecar's ``date``, else
+            unknown).
         evidence_dir: when given, write ``<lead_id>_before.png`` / ``_after.png`` there and
             reference them (relative to its parent folder) from the leads.
         progress: called with the number of tiles done after each batch.
@@ -236,6 +239,8 @@ def detect_leads(
             overlap)`` (``None`` for a tile without valid pixels), in tile pixels; every tile
             index must be present. The tiles are then not read or predicted again: the pair is
             only opened for its grid, coverage and (when asked) evidence chips.
+        flight_id: the id in ``lead_id``/``flight_id``; None: the sidecar's ``flight_id``, the
+            GeoTIFF tag ``FLIGHT_ID``, else the file stem (:mod:`pipelines.leads.identity`).
 
     Raises:
         ModelError: ``candidates`` do not match the pair's tiles, or predict misbehaves.
@@ -259,6 +264,7 @@ def detect_leads(
         coreg=config.coreg.mode,
         max_residual_m=config.coreg.max_residual_m,
         max_window_residual_m=config.coreg.max_window_residual_m,
+        local=config.coreg.local,
         radiometric=radiometric_mode(config, model),
     ) as pair:
         crs = pair.crs
@@ -303,7 +309,10 @@ def detect_leads(
         footprints = pair.footprints
         registration = pair.registration
         failed = getattr(registration, "failed_areas", None)
-        flight_date = flight_date or getattr(pair, "flight_date", None)
+        ids = resolve_identity(
+            Path(flight), Path(baseline), flight_id=flight_id, flight_date=flight_date
+        )
+        flight_date = ids.flight_date or getattr(pair, "flight_date", None)
         selection = select_leads(
             merged,
             config.filters,
@@ -314,8 +323,8 @@ def detect_leads(
             flight_date=flight_date,
         )
         provenance = Provenance(
-            flight_id=str(pair.flight_id),
-            baseline_id=str(pair.baseline_id),
+            flight_id=ids.flight_id,
+            baseline_id=ids.baseline_id,
             flight_date=flight_date.isoformat() if flight_date else "",
             model_name=model.name,
             model_sha256=model.sha256,

@@ -23,6 +23,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
+from geo.atomic import atomic_path
 from geo.errors import ConfigError
 from models.candidates import Candidates
 from models.classes import CLASS_LABELS_ZH
@@ -68,14 +69,9 @@ class RunOutputs:
 
 def write_leads_gpkg(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
     """Write GeoPackage layers to ``path`` atomically (a temp file beside it, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.gpkg")
-    try:
+    with atomic_path(path, mkdir=True) as tmp:
         for name, gdf in layers.items():
             gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def coverage_layer(result: LeadsResult) -> gpd.GeoDataFrame:
@@ -121,14 +117,9 @@ def _table(leads: gpd.GeoDataFrame, chinese: bool) -> pd.DataFrame:
 
 
 def _write_xlsx(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.xlsx")
-    try:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-            for name, frame in sheets.items():
-                frame.to_excel(xw, sheet_name=name, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+        for name, frame in sheets.items():
+            frame.to_excel(xw, sheet_name=name, index=False)
 
 
 def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]:
@@ -221,8 +212,12 @@ def run_flight(
     predict: Predict | Any | None = None,
     flight_date: date | None = None,
     candidates: Mapping[int, Candidates | None] | None = None,
+    flight_id: str | None = None,
 ) -> RunOutputs:
     """Run the whole job for one flight into ``out_dir`` (default ``config.output.dir``).
+
+    ``flight_id`` names the flight in lead ids; None takes it from the flight's sidecar
+    metadata, its ``FLIGHT_ID`` tag, else the file stem (:mod:`pipelines.leads.identity`).
 
     ``candidates`` (per tile index, computed elsewhere, e.g. on dask workers) skip the tile
     loop; see :func:`pipelines.detect.detect_leads`. ``predict`` then only names the model.
@@ -246,6 +241,7 @@ def run_flight(
             flight_date=flight_date,
             evidence_dir=evidence,
             candidates=candidates,
+            flight_id=flight_id,
         )
         layers = {"leads": result.leads, "coverage": coverage_layer(result)}
         sheets = {"leads": _table(result.leads, config.output.chinese_headers)}

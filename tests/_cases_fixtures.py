@@ -1,4 +1,4 @@
-"""Generated fixtures for the case-ledger tests: tiny seeded leads in EPSG:4543, both backends."""
+"""Generated fixtures for the case-ledger tests: tiny seeded leads in EPSG:4544, both backends."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from shapely.geometry import box
 
 REPO = Path(__file__).resolve().parents[1]
 X0, Y0 = 500_000.0, 3_270_000.0  # CGCS2000 GK CM 105°E, near Chongqing
-CRS = "EPSG:4543"
+CRS = "EPSG:4544"
 
 
 def lead_box(i: int, size: float = 10.0) -> object:

@@ -167,3 +167,33 @@ def write_pair(
         gain=(0.8, 30.0),
     )
     return flight, baseline, world, wt
+
+
+def write_step_pair(
+    tmp: Path,
+    west: tuple[float, float],
+    east: tuple[float, float],
+    *,
+    size: int = 1000,
+    seed: int = 3,
+    gsd: float = 0.2,
+) -> tuple[Path, Path, tuple[float, float, float, float]]:
+    """Flight (GK, ``gsd``) and a baseline (GK 0.3 m) whose west half is displaced by ``west``
+    and east half by ``east`` metres: a seam down the middle, as from a mosaic of two
+    differently registered images. Returns (flight, baseline, flight bounds)."""
+    world, wt = make_world(size + 200, seed)
+    x0, y0 = wt @ (100, 100)
+    crop = (x0, y0 - size * gsd, x0 + size * gsd, y0)
+    flight = write_epoch(tmp / "flight.tif", world, wt, crop=crop)
+    halves = [
+        write_epoch(tmp / f"half{i}.tif", world, wt, crs=GK, gsd=0.3, shift=s, gain=(0.8, 30.0))
+        for i, s in enumerate((west, east))
+    ]
+    with rasterio.open(halves[0]) as wds, rasterio.open(halves[1]) as eds:
+        xs = wds.transform.c + wds.transform.a * (np.arange(wds.width) + 0.5)
+        data = np.where((xs >= (crop[0] + crop[2]) / 2)[None, None, :], eds.read(), wds.read())
+        profile = wds.profile
+    baseline = tmp / "baseline.tif"
+    with rasterio.open(baseline, "w", **profile) as ds:
+        ds.write(data)
+    return flight, baseline, crop

@@ -34,7 +34,7 @@ def write_units_gpkg(units: dict[str, gpd.GeoDataFrame], path: Path) -> Path:
 
 
 def write_flight(units: dict[str, gpd.GeoDataFrame], path: Path, gsd: float = 4.0) -> Path:
-    """A small RGB GeoTIFF over the sample district (EPSG:4543), seeded noise + a bright square."""
+    """A small RGB GeoTIFF over the sample district (EPSG:4544), seeded noise + a bright square."""
     import rasterio
     from affine import Affine
 

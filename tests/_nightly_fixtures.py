@@ -11,7 +11,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 ORIGIN = (500_000.0, 3_300_000.0)
-CRS = "EPSG:4543"
+CRS = "EPSG:4544"
 
 
 def _write(path: Path, arr: np.ndarray, gsd: float = 0.2, tag_date: str | None = None) -> Path:

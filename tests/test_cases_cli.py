@@ -26,7 +26,7 @@ def test_cases_and_report_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     )
     import geopandas as gpd
 
-    gpd.GeoDataFrame(geometry=[coverage_of(range(5))], crs="EPSG:4543").to_file(
+    gpd.GeoDataFrame(geometry=[coverage_of(range(5))], crs="EPSG:4544").to_file(
         leads1, layer="coverage"
     )
     make_leads([0, 4], flight_id="F2", flight_date="2024-05-02").to_file(leads2, layer="leads")

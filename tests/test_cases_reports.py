@@ -92,4 +92,4 @@ def test_labels_confirmed_and_hard_negatives(ledger_url: str, tmp_path: Path) ->
     assert "BW-500104-000006" not in labels.index  # unverified
     assert labels.loc["BW-500104-000004", "class"] == N
     assert labels.loc["BW-500104-000001", "flight_id"] == "F1"
-    assert labels.crs.to_epsg() == 4543
+    assert labels.crs.to_epsg() == 4544

@@ -40,7 +40,7 @@ def test_new_leads_become_cases_in_the_ledger_of_their_class(ledger_url: str) ->
     assert list(cases["case_id"]) == [f"BW-500104-{i:06d}" for i in range(1, 5)]
     assert list(cases["ledger"]) == ["in_progress", "in_progress", "existing", "in_progress"]
     assert list(cases["state"]) == ["discovered", "discovered", "evidence", "discovered"]
-    assert cases.crs.to_epsg() == 4543
+    assert cases.crs.to_epsg() == 4544
     assert cases.geometry.iloc[0].equals(box(X0 + 1, Y0 + 1, X0 + 11, Y0 + 11))
     assert (cases["times_seen"] == 1).all() and not cases["not_observed"].any()
     hist = store.history()
@@ -215,7 +215,7 @@ def test_geopackage_is_a_real_gpkg_qgis_opens(tmp_path: Path) -> None:
         "ledger_meta": None,
     }
     info = pyogrio.read_info(path, layer="cases")
-    assert info["crs"] == "EPSG:4543" and info["features"] == 4
+    assert info["crs"] == "EPSG:4544" and info["features"] == 4
     gdf = pyogrio.read_dataframe(path, layer="cases")
     assert gdf.geometry.iloc[0].equals(box(X0 + 1, Y0 + 1, X0 + 11, Y0 + 11))
     assert len(pyogrio.read_dataframe(path, layer="case_history")) == 4
@@ -232,7 +232,7 @@ def test_geopackage_is_a_real_gpkg_qgis_opens(tmp_path: Path) -> None:
         "SELECT geometry_type_name, srs_id FROM gpkg_geometry_columns"
     ).fetchone() == (
         "POLYGON",
-        4543,
+        4544,
     )
     blob = con.execute("SELECT geom FROM cases LIMIT 1").fetchone()[0]
     assert blob[:2] == b"GP"

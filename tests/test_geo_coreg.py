@@ -73,7 +73,8 @@ def test_local_misregistration_is_marked_failed(tmp_path: Path) -> None:
         w = ds.width
         data[:, :, 2 * w // 3 + 6 :] = data[:, :, 2 * w // 3 : -6]
         ds.write(data)
-    with open_pair(f, b, gsd=0.2, max_residual_m=0.5) as pair:
+    # global correction only: local correction would fix this (tests/test_geo_coreg_local.py)
+    with open_pair(f, b, gsd=0.2, max_residual_m=0.5, local=False) as pair:
         reg = pair.registration
         assert reg.gate_passed, reg.message
         assert "marked failed" in reg.message

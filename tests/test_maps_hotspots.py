@@ -21,7 +21,7 @@ def _cases(points, units, states=None):
             "area_m2": [64.0] * len(points),
         },
         geometry=geoms,
-        crs="EPSG:4543",
+        crs="EPSG:4544",
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -91,11 +93,19 @@ def probe_map(html: Path, tmp: Path, screenshot: Path | None = None) -> dict:
     return result
 
 
-def test_offline_html_is_self_contained(tmp_path, units, cases):  # noqa: F811
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_offline_html_is_self_contained(tmp_path, units, cases, umask_022):  # noqa: F811
     prio = compute_priorities(cases, units)
     offline = save_map(
         build_map(prio.units, prio.cases, prio.hotspots, offline=True), tmp_path / "off.html"
     )
+    assert stat.S_IMODE(offline.stat().st_mode) == 0o644  # a web server can read it (not 0600)
     page = offline.read_text(encoding="utf-8")
     assert remote_assets(page) == []
     assert (

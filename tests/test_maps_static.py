@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 
 import pytest
 
@@ -28,11 +30,16 @@ def test_pngs_written_with_cjk_font(units, cases):  # noqa: F811
 
     prio = compute_priorities(cases, units)
     ARTIFACTS.mkdir(exist_ok=True)
-    png = township_png(
-        prio.units, prio.cases, "500104001", ARTIFACTS / "maps_township_500104001.png"
-    )
-    trend = trend_png(prio.cases, ARTIFACTS / "maps_trend.png")
+    old_umask = os.umask(0o022)
+    try:
+        png = township_png(
+            prio.units, prio.cases, "500104001", ARTIFACTS / "maps_township_500104001.png"
+        )
+        trend = trend_png(prio.cases, ARTIFACTS / "maps_trend.png")
+    finally:
+        os.umask(old_umask)
     assert png is not None and trend is not None
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (png, trend)} == {0o644}  # not mkstemp's 0600
     img = mpimg.imread(png)
     assert img.shape[0] > 500 and img[..., :3].std() > 0.05  # a picture, not a blank page
     with pytest.raises(KeyError, match="has no units"):

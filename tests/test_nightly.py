@@ -125,11 +125,11 @@ def test_build_catalogue_roundtrip_reuse_and_missing_date(tmp_path: Path) -> Non
     out = tmp_path / "cat.geojson"
     entries = build_catalogue(site["root"] / "baselines", out)
     assert [(e.image_id, e.date, e.crs, e.gsd_m) for e in entries] == [
-        ("base_2023", dt.date(2023, 11, 2), "EPSG:4543", 0.2)
+        ("base_2023", dt.date(2023, 11, 2), "EPSG:4544", 0.2)
     ]
     assert json.loads(out.read_text())["type"] == "FeatureCollection"
     assert load_catalogue(out) == entries
-    assert 101.9 < entries[0].footprint.centroid.x < 102.1  # EPSG:4543 is CM 102°E
+    assert 104.9 < entries[0].footprint.centroid.x < 105.1  # EPSG:4544 is CM 105°E
     _write(site["root"] / "baselines" / "nodate.tif", np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(InputFileError, match=r"nodate\.tif: no acquisition date"):
         build_catalogue(site["root"] / "baselines", out)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from geo.atomic import atomic_path
 from geo.errors import InputFileError
 
 __all__ = ["prepare_fairdrone", "CREDITS"]
@@ -62,12 +62,10 @@ def _prepare_one(tif: Path, buildings_path: Path, out: Path, gsd: float, quality
     ids = rasterize(shapes, out_shape=(height, width), transform=transform, fill=0, dtype="uint16")
     img = np.moveaxis(rgb, 0, 2)
     name = tif.stem
-    tmp = out / f".{name}.tmp.jpg"
-    cv2.imwrite(str(tmp), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    os.replace(tmp, out / f"{name}.jpg")
-    tmp = out / f".{name}_ids.tmp.png"
-    cv2.imwrite(str(tmp), ids)
-    os.replace(tmp, out / f"{name}_ids.png")
+    with atomic_path(out / f"{name}.jpg") as tmp:
+        cv2.imwrite(str(tmp), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    with atomic_path(out / f"{name}_ids.png") as tmp:
+        cv2.imwrite(str(tmp), ids)
     meta = {
         "name": name,
         "source": str(tif.name),

@@ -8,7 +8,6 @@ page order = channel order = flight R, G, B, baseline R, G, B.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 import yaml
 
+from geo.atomic import atomic_path, write_text_atomic
 from models.classes import CLASS_NAMES
 
 __all__ = [
@@ -88,15 +88,12 @@ def write_chip(
     stack = stack_pair(flight, baseline)
     h, w = stack.shape[:2]
     img_path = img_dir / f"{name}.tif"
-    tmp = img_dir / f".{name}.tmp.tif"
     pages = [np.ascontiguousarray(stack[:, :, i]) for i in range(6)]
-    if not cv2.imwritemulti(str(tmp), pages):
-        raise OSError(f"{tmp}: OpenCV could not write the 6-page TIFF; check disk space")
-    os.replace(tmp, img_path)
-    lbl_tmp = lbl_dir / f".{name}.txt.tmp"
+    with atomic_path(img_path) as tmp:
+        if not cv2.imwritemulti(str(tmp), pages):
+            raise OSError(f"{tmp}: OpenCV could not write the 6-page TIFF; check disk space")
     lines = yolo_lines(boxes, w, h)
-    lbl_tmp.write_text("\n".join(lines) + ("\n" if lines else ""))
-    os.replace(lbl_tmp, lbl_dir / f"{name}.txt")
+    write_text_atomic(lbl_dir / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
     return img_path
 
 
@@ -114,10 +111,7 @@ def write_data_yaml(root: str | Path, extra_train: Sequence[str | Path] = ()) ->
         "names": dict(enumerate(CLASS_NAMES)),
     }
     path = root / "data.yaml"
-    tmp = root / ".data.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_chip(path: str | Path) -> np.ndarray:

@@ -18,13 +18,12 @@ Cases still in their first state are unverified and left out.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
+from geo.atomic import atomic_path
 from geo.errors import ConfigError
 from pipelines.cases.states import FIRST_STATE, REJECTED
 from pipelines.cases.store import LedgerStore
@@ -71,15 +70,8 @@ def export_labels(store: LedgerStore, path: str | Path) -> pd.Series:
     if not path.parent.is_dir():
         raise ConfigError(f"labels {path}: folder {path.parent} does not exist; create it")
     labels = label_cases(store.cases())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".gpkg", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
+    with atomic_path(path) as tmp:
         labels.to_file(tmp, layer="labels", driver="GPKG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     counts = labels["label"].value_counts()
     log.info("wrote %d labelled cases to %s: %s", len(labels), path, counts.to_dict())
     return counts

@@ -7,7 +7,7 @@ the three required metadata tables (``gpkg_spatial_ref_sys``, ``gpkg_contents``,
 ``attributes``. No SpatiaLite is needed: spatial work happens in shapely.
 
 >>> from shapely.geometry import box
->>> blob = encode(box(0, 0, 2, 1), 4543)
+>>> blob = encode(box(0, 0, 2, 1), 4544)
 >>> blob[:2], decode(blob).bounds
 (b'GP', (0.0, 0.0, 2.0, 1.0))
 """

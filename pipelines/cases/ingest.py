@@ -317,3 +317,38 @@ def _write_plan(conn: Connection, t: Tables, plan: IngestPlan) -> None:
             conn.execute(stmt, _rows(params))
     if plan.history:
         conn.execute(t.history.insert(), _rows(plan.history))
+
+
+def ingest_run(
+    store: LedgerStore,
+    leads_gpkg: str | Path,
+    *,
+    flight_id: str | None = None,
+    flight_date: str | None = None,
+    run_id: str = "",
+    coverage: Any = None,
+    who: str = "buildwatch",
+    min_overlap: float = 0.1,
+) -> IngestResult:
+    """Ingest the leads.gpkg a run wrote: its ``leads`` layer, with its ``coverage`` layer as
+    the area the flight saw (unless ``coverage`` is given), evidence paths relative to its folder.
+
+    The one way a run reaches the ledger: ``buildwatch run``, ``buildwatch cases ingest``, the
+    nightly job and the demo all call this.
+    """
+    from pipelines.run import read_coverage
+
+    leads_gpkg = Path(leads_gpkg)
+    leads = read_leads(leads_gpkg)
+    return ingest_leads(
+        store,
+        leads,
+        flight_id=flight_id,
+        run_id=run_id,
+        flight_date=flight_date,
+        coverage=coverage if coverage is not None else read_coverage(leads_gpkg),
+        who=who,
+        source=str(leads_gpkg),
+        evidence_root=leads_gpkg.resolve().parent,
+        min_overlap=min_overlap,
+    )

@@ -25,6 +25,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geo.joins import PLACE_COLUMNS
 from pipelines.cases.states import (
     CLOSED_STATES,
     FIRST_STATE,
@@ -44,17 +45,9 @@ LEAD_FIELDS = (
     "evidence_before",
     "evidence_after",
 )
-#: lead columns copied onto a new case only (where it is does not change)
-PLACE_FIELDS = (
-    "unit_type",
-    "unit_code",
-    "unit_name",
-    "township_code",
-    "township_name",
-    "district_code",
-    "district_name",
-    "responsible_party",
-)
+#: lead columns copied onto a new case only (where it is does not change); the ledger keeps the
+#: responsible party, not its type
+PLACE_FIELDS = (*PLACE_COLUMNS, "responsible_party")
 
 
 @dataclass

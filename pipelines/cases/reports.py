@@ -13,14 +13,13 @@ supervised open cases and overdue ones, plus a short Chinese text summary.
 from __future__ import annotations
 
 import calendar
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from geo.atomic import atomic_path, write_text_atomic
 from geo.errors import ConfigError
 from pipelines.cases.states import (
     CLOSED_STATES,
@@ -172,17 +171,6 @@ def monthly_report(
     return _report(store, "monthly", "existing", start, end, today or date.today())
 
 
-def _atomic(path: Path, write: object) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))  # type: ignore[operator]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: Report, path: str | Path) -> list[Path]:
     """Write the table (``.csv`` UTF-8 with BOM, or ``.xlsx``) with Chinese headers, and the
     summary beside it as ``<stem>.txt``; returns the files written."""
@@ -195,17 +183,13 @@ def write_report(report: Report, path: str | Path) -> list[Path]:
     table = report.table.assign(level=report.table["level"].map(_LEVEL_ZH))
     table = table.rename(columns=REPORT_LABELS_ZH)
     if suffix == ".csv":
-        _atomic(path, lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False, encoding="utf-8-sig")
     else:
-
-        def _xlsx(p: Path) -> None:
-            with pd.ExcelWriter(p, engine="openpyxl") as xl:
-                table.to_excel(xl, sheet_name="台账", index=False)
-                pd.DataFrame({"说明": report.summary.splitlines()}).to_excel(
-                    xl, sheet_name="摘要", index=False
-                )
-
-        _atomic(path, _xlsx)
-    summary = path.with_suffix(".txt")
-    _atomic(summary, lambda p: p.write_text(report.summary, encoding="utf-8"))
+        with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            table.to_excel(xl, sheet_name="台账", index=False)
+            pd.DataFrame({"说明": report.summary.splitlines()}).to_excel(
+                xl, sheet_name="摘要", index=False
+            )
+    summary = write_text_atomic(path.with_suffix(".txt"), report.summary)
     return [path, summary]

@@ -80,27 +80,18 @@ def ingest_command(
 ) -> None:
     """Put a run's leads (LEADS = its leads.gpkg) into the ledger; creates the ledger if absent."""
     import geopandas as gpd
-    import pyogrio
 
-    from pipelines.cases.ingest import ingest_leads, read_leads
+    from pipelines.cases.ingest import ingest_run
 
     store, cfg = open_store(ledger, config_path)
-    leads = read_leads(leads_path)
-    coverage = None
-    if coverage_path is not None:
-        coverage = gpd.read_file(coverage_path)
-    elif "coverage" in [str(n) for n, _ in pyogrio.list_layers(leads_path)]:
-        coverage = gpd.read_file(leads_path, layer="coverage")
-    r = ingest_leads(
+    r = ingest_run(
         store,
-        leads,
+        leads_path,
         flight_id=flight_id,
         run_id=run_id,
         flight_date=flight_date,
-        coverage=coverage,
+        coverage=gpd.read_file(coverage_path) if coverage_path is not None else None,
         who=who,
-        source=str(leads_path),
-        evidence_root=leads_path.resolve().parent,
         min_overlap=cfg.min_overlap,
     )
     if r.skipped:
@@ -163,22 +154,17 @@ def list_command(
 
 
 def _write_list(cases: Any, out_path: Path) -> None:
-    import os
-    import tempfile
-
+    from geo.atomic import atomic_path
     from geo.errors import ConfigError
 
     suffix = out_path.suffix.lower()
     if suffix not in (".csv", ".gpkg"):
         raise ConfigError(f"--out {out_path}: use .csv or .gpkg")
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=out_path.parent)
-    os.close(fd)
-    if suffix == ".csv":
-        cases.drop(columns="geometry").to_csv(tmp, index=False, encoding="utf-8-sig")
-    else:
-        os.unlink(tmp)
-        cases.to_file(tmp, layer="cases", driver="GPKG")
-    os.replace(tmp, out_path)
+    with atomic_path(out_path, suffix=suffix) as tmp:
+        if suffix == ".csv":
+            cases.drop(columns="geometry").to_csv(tmp, index=False, encoding="utf-8-sig")
+        else:
+            cases.to_file(tmp, layer="cases", driver="GPKG")
 
 
 @group.command("show")

@@ -54,8 +54,17 @@ def command(rasters: tuple[str, ...]) -> None:
     "--max-window-residual-m", type=float, default=0.5, show_default=True,
     help="A sub-window above this residual (m) is marked failed; coreg.max_window_residual_m.",
 )  # fmt: skip
+@click.option(
+    "--local/--no-local", default=True, show_default=True,
+    help="Correct misregistration that varies across the scene; config coreg.local.",
+)  # fmt: skip
 def coreg_command(
-    baseline: str, flight: str, gsd: float, max_residual_m: float, max_window_residual_m: float
+    baseline: str,
+    flight: str,
+    gsd: float,
+    max_residual_m: float,
+    max_window_residual_m: float,
+    local: bool,
 ) -> None:
     """Estimate the baseline's misregistration against the flight and apply the gate.
 
@@ -71,6 +80,7 @@ def coreg_command(
         gsd,
         max_residual_m=max_residual_m,
         max_window_residual_m=max_window_residual_m,
+        local=local,
     ) as pair:
         reg = pair.registration
         fp = pair.footprints
@@ -81,10 +91,15 @@ def coreg_command(
         click.echo(
             f"coverage  common {fp.common.area:,.0f} m², unknown (flight only) {fp.unknown.area:,.0f} m²"
         )
+        click.echo(f"mode      {reg.mode}")
         click.echo(f"shift     dx {reg.dx_m:+.3f} m, dy {reg.dy_m:+.3f} m")
         if reg.affine is not None:
             a = reg.affine
             click.echo(f"affine    [{a.a:.6f} {a.b:.6f} {a.c:.3f}; {a.d:.6f} {a.e:.6f} {a.f:.3f}]")
+        if reg.local is not None:
+            click.echo(f"local     {reg.local.describe()}")
+        elif local:
+            click.echo("local     none needed (residuals uniform after the global fit)")
         click.echo(
             f"residual  {reg.residual_px:.3f} px ({reg.residual_px * gsd:.3f} m) "
             f"from {reg.n_estimates}/{reg.n_windows} sub-windows"

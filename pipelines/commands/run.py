@@ -38,7 +38,19 @@ __all__ = ["command"]
     "--flight-date",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="Date of the flight (YYYY-MM-DD): checks permit validity, recorded on leads.",
+    help="Date of the flight (YYYY-MM-DD): checks permit validity, recorded on leads "
+    "(default: 'date' in the flight's sidecar <stem>.json/.yaml).",
+)
+@click.option(
+    "--flight-id",
+    default=None,
+    help="Flight id used in lead ids (default: 'flight_id' in the sidecar, the FLIGHT_ID "
+    "GeoTIFF tag, else the file name).",
+)
+@click.option(
+    "--leads-only",
+    is_flag=True,
+    help="Stop after the leads: no ledger ingest, no maps.",
 )
 def command(
     config_path: Path,
@@ -46,8 +58,11 @@ def command(
     baseline: Path | None,
     out_dir: Path | None,
     flight_date: datetime | None,
+    flight_id: str | None,
+    leads_only: bool,
 ) -> None:
-    """Detect, merge, filter, join, export and summarise one flight.
+    """Detect, merge, filter, join, export and summarise one flight; then ingest its leads into
+    the case ledger and draw the clearance maps.
 
     \b
     Writes into the output folder:
@@ -57,6 +72,10 @@ def command(
       evidence/         <lead_id>_before.png / _after.png chips
       run_summary.json  counts, thresholds, model, coverage, co-registration
       run_summary.txt   the same for people
+      ledger.gpkg       the case ledger, unless ledger.url in the config names another
+                        (a GeoPackage path or postgresql://...; set it to keep cases across flights)
+      maps/             priorities tables, hot spots, offline HTML maps, township PNGs
+                        (needs units.path in the config)
 
     \b
     Example:
@@ -67,5 +86,28 @@ def command(
 
     config = load_config(config_path)
     day: date | None = flight_date.date() if flight_date else None
-    outputs = run_flight(flight, config=config, baseline=baseline, out_dir=out_dir, flight_date=day)
+    outputs = run_flight(
+        flight,
+        config=config,
+        baseline=baseline,
+        out_dir=out_dir,
+        flight_date=day,
+        flight_id=flight_id,
+    )
     click.echo(outputs.summary_txt.read_text(encoding="utf-8"), nl=False)
+    if leads_only:
+        return
+    from pipelines.publish import publish_run
+
+    pub = publish_run(
+        outputs, config, flight=flight, flight_id=outputs.result.flight_id, flight_date=day
+    )
+    if pub.skipped:
+        click.echo(f"ledger {pub.ledger}: flight {outputs.result.flight_id} already ingested")
+    else:
+        click.echo(
+            f"ledger {pub.ledger}: {pub.new_cases} new cases, {pub.seen_again} seen again, "
+            f"{pub.reopened} reopened, {pub.not_observed} not observed"
+        )
+    if "district_map" in pub.maps:
+        click.echo(f"district map: {pub.maps['district_map']}")

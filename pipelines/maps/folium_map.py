@@ -30,11 +30,12 @@ import pandas as pd
 from branca.element import Element, MacroElement
 from jinja2 import Template
 
+from geo.atomic import atomic_path
 from geo.errors import InputFileError
 from pipelines.cases.states import LEDGER_LABELS_ZH, STATE_LABELS_ZH
 from pipelines.maps.overlay import Overlay
 from pipelines.maps.priorities import PRIORITY_LABELS_ZH
-from pipelines.maps.tables import UNIT_TYPE_LABELS_ZH, atomic_path
+from pipelines.maps.tables import UNIT_TYPE_LABELS_ZH
 
 __all__ = [
     "STATE_COLOURS",
@@ -360,7 +361,7 @@ def save_map(fmap: folium.Map, path: str | Path, offline: bool = True) -> Path:
             raise InputFileError(
                 f"{path}: offline map would still load {remote[0]!r}; report this as a bug"
             )
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mkdir=True) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 

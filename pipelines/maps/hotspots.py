@@ -10,7 +10,7 @@ several compounds/villages shows as one area to clear together.
 >>> import geopandas as gpd
 >>> from shapely.geometry import Point
 >>> pts = [Point(0, 0), Point(10, 0), Point(0, 10), Point(500, 500)]
->>> g = gpd.GeoDataFrame({"unit_code": ["a", "a", "b", "c"]}, geometry=pts, crs="EPSG:4543")
+>>> g = gpd.GeoDataFrame({"unit_code": ["a", "a", "b", "c"]}, geometry=pts, crs="EPSG:4544")
 >>> cluster_labels(g, eps_m=20, min_samples=3).tolist()
 [0, 0, 0, -1]
 """

@@ -15,6 +15,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.errors import CRSError, InputFileError, VectorError
+from geo.joins import ADMIN_COLUMNS
 from pipelines.cases.states import STATES
 
 __all__ = [
@@ -29,17 +30,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: columns of the planning-units frame returned by :func:`planning_units`
-UNIT_COLUMNS = (
-    "unit_code",
-    "unit_name",
-    "unit_type",
-    "township_code",
-    "township_name",
-    "district_code",
-    "district_name",
-    "area_ha",
-    "geometry",
-)
+UNIT_COLUMNS = ("unit_code", "unit_name", "unit_type", *ADMIN_COLUMNS, "area_ha", "geometry")
 #: case columns the maps cannot do without
 CASE_REQUIRED = ("case_id", "state", "unit_code", "first_seen", "geometry")
 _ALL_STATES = frozenset(s for states in STATES.values() for s in states)
@@ -48,13 +39,7 @@ _CASE_DEFAULTS: dict[str, object] = {
     "class": "",
     "reject_reason": "",
     "score": float("nan"),
-    "unit_name": "",
-    "unit_type": "",
-    "township_code": "",
-    "township_name": "",
-    "district_code": "",
-    "district_name": "",
-    "responsible_party": "",
+    **dict.fromkeys(("unit_name", "unit_type", *ADMIN_COLUMNS, "responsible_party"), ""),
     "last_seen": "",
     "times_seen": 1,
     "supervised": False,
@@ -75,7 +60,7 @@ def _need(frame: pd.DataFrame, columns: tuple[str, ...], where: str, fix: str) -
 
 def _projected(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
     if frame.crs is None:
-        raise CRSError(f"{where}: no CRS; set one (e.g. EPSG:4543) before computing areas")
+        raise CRSError(f"{where}: no CRS; set one (e.g. EPSG:4544) before computing areas")
     if frame.crs.is_projected:
         return frame
     utm = frame.estimate_utm_crs()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from geo.atomic import atomic_path
 from geo.errors import ConfigError
 from pipelines.config import MapsConfig
 from pipelines.maps.folium_map import build_map, save_map
@@ -34,7 +35,7 @@ from pipelines.maps.inputs import check_cases, planning_units
 from pipelines.maps.overlay import read_flight_overlay
 from pipelines.maps.priorities import aggregate_units, rank_units
 from pipelines.maps.static import township_png, trend_png
-from pipelines.maps.tables import atomic_path, write_tables
+from pipelines.maps.tables import write_tables
 
 __all__ = ["Priorities", "compute_priorities", "render_all", "write_priorities"]
 
@@ -68,8 +69,7 @@ def compute_priorities(
 
 
 def _write_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.unlink()
+    with atomic_path(path, mkdir=True) as tmp:
         frame.to_file(tmp, layer=layer, driver="GPKG")
     return path
 

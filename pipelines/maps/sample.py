@@ -1,4 +1,4 @@
-"""A tiny seeded district for the maps: units layers and cases, made in memory in EPSG:4543.
+"""A tiny seeded district for the maps: units layers and cases, made in memory in EPSG:4544.
 
 Used by the maps tests and the analyst notebooks when no real ledger is at hand. The layout is
 a 3 x 3 grid of units (two townships) with cases *planted* per unit, so the expected ranking is
@@ -27,7 +27,7 @@ from pipelines.cases.states import LEDGER_OF_CLASS, LEDGERS, REJECTED
 
 __all__ = ["SAMPLE_CRS", "SAMPLE_PLANTED", "make_sample_units", "make_sample_cases", "write_chip"]
 
-SAMPLE_CRS = "EPSG:4543"
+SAMPLE_CRS = "EPSG:4544"
 _ORIGIN_LONLAT = (105.60, 29.60)
 _CELL_M = 600.0
 _DISTRICT = ("500104", "大渡口区")
@@ -51,7 +51,7 @@ def _origin() -> tuple[float, float]:
 
 
 def make_sample_units() -> dict[str, gpd.GeoDataFrame]:
-    """The units layers of a 3 x 3-unit sample district (``units.gpkg`` contract), EPSG:4543.
+    """The units layers of a 3 x 3-unit sample district (``units.gpkg`` contract), EPSG:4544.
 
     Row 0 holds compounds of the street 500104001; rows 1-2 villages/communities, the first
     three cells in 500104001 and the rest in the township 500104002.

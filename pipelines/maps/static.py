@@ -14,10 +14,10 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from geo.atomic import atomic_path
 from pipelines.cases.states import STATE_LABELS_ZH
 from pipelines.maps.folium_map import PRIORITY_COLOURS, STATE_COLOURS
 from pipelines.maps.priorities import PRIORITY_LABELS_ZH
-from pipelines.maps.tables import atomic_path
 
 __all__ = ["CJK_FONT_HINTS", "find_cjk_font", "township_png", "trend_png", "monthly_counts"]
 
@@ -99,7 +99,7 @@ def trend_png(cases: pd.DataFrame, path: str | Path, title: str = "") -> Path | 
             ax.legend(ncol=4, fontsize=8)
         fig.tight_layout()
         path = Path(path)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, mkdir=True) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
     return path
@@ -173,7 +173,7 @@ def township_png(
         ax.set_axis_off()
         fig.tight_layout()
         path = Path(path)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, mkdir=True) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
     return path

@@ -8,14 +8,12 @@ column headers.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
+from geo.atomic import atomic_path
+from geo.joins import ADMIN_COLUMNS
 from pipelines.maps.priorities import PRIORITY_LABELS_ZH
 
 __all__ = [
@@ -24,7 +22,6 @@ __all__ = [
     "UNIT_TYPE_LABELS_ZH",
     "ranked_table",
     "write_tables",
-    "atomic_path",
 ]
 
 #: columns of a ranked table, in order
@@ -34,10 +31,7 @@ TABLE_COLUMNS = (
     "unit_code",
     "unit_name",
     "unit_type",
-    "township_code",
-    "township_name",
-    "district_code",
-    "district_name",
+    *ADMIN_COLUMNS,
     "priority",
     "priority_score",
     "open_cases",
@@ -92,20 +86,6 @@ def ranked_table(ranked: pd.DataFrame, zh: bool = False) -> pd.DataFrame:
     return table
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success it replaces ``path`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _safe(code: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(code)) or "none"
 
@@ -116,6 +96,7 @@ def write_tables(
     """Write the ranked tables; returns ``{"district:<code>": csv, "district_xlsx:<code>": ...,
     "township:<code>": csv}``."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for dcode, dpart in ranked.groupby("district_code", sort=True):
         dpart = dpart.sort_values("rank_district")

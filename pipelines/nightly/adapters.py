@@ -41,6 +41,7 @@ def _open(
     residual: float,
     window_residual: float,
     radiometric: str,
+    local: bool = True,
 ) -> Any:
     """One open, co-registered pair per process (workers reuse it across tile batches)."""
     from geo.tiles import open_pair
@@ -53,6 +54,7 @@ def _open(
         max_residual_m=residual,
         max_window_residual_m=window_residual,
         radiometric=radiometric,  # type: ignore[arg-type]
+        local=local,
     )
 
 
@@ -141,6 +143,7 @@ class BuildwatchBackend:
             c.max_residual_m,
             c.max_window_residual_m,
             self._radiometric(),
+            c.local,
         )
 
     def tile_indices(self, pair: PairRef) -> list[int]:
@@ -196,6 +199,7 @@ class BuildwatchBackend:
             predict=det.fn if isinstance(det, _CallbackDetector) else det,  # names the model
             flight_date=day,
             candidates=candidates,
+            flight_id=pair.flight_id,
         )
         return FlightOutputs(
             out_dir=out_dir, leads_path=outputs.gpkg, n_leads=len(outputs.result.leads)
@@ -209,20 +213,16 @@ class BuildwatchBackend:
         return str(root / "ledger.gpkg")
 
     def ingest(self, pair: PairRef, outputs: FlightOutputs) -> IngestOutcome:
-        from pipelines.cases.ingest import ingest_leads, read_leads
+        from pipelines.cases.ingest import ingest_run
         from pipelines.cases.store import LedgerStore
-        from pipelines.run import read_coverage
 
         store = LedgerStore(self._ledger_url(), lock_timeout_s=self.config.ledger.lock_timeout_s)
         try:
-            result = ingest_leads(
+            result = ingest_run(
                 store,
-                read_leads(outputs.leads_path),
+                outputs.leads_path,
                 flight_id=pair.flight_id,
                 flight_date=pair.flight_date,
-                coverage=read_coverage(outputs.leads_path),
-                source=str(outputs.leads_path),
-                evidence_root=outputs.out_dir,
                 min_overlap=self.config.ledger.min_overlap,
             )
         finally:

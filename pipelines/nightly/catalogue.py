@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 from pyproj import CRS
 from shapely import Polygon, from_geojson, to_geojson
 
+from geo.atomic import write_text_atomic
 from geo.errors import CoverageError, InputFileError
 from pipelines.nightly.inbox import find_sidecar, read_sidecar
 from pipelines.nightly.rasterinfo import file_sha256, parse_date, read_raster_info, to_crs
@@ -159,11 +158,7 @@ def build_catalogue(folder: Path, out_path: Path) -> list[CatalogueEntry]:
             f"catalogue {folder}: image ids {dupes} are used by several rasters; rename one"
         )
     collection = {"type": "FeatureCollection", "features": [e.to_feature() for e in entries]}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(collection, fh, ensure_ascii=False, indent=1)
-    os.replace(tmp, out_path)
+    write_text_atomic(out_path, json.dumps(collection, ensure_ascii=False, indent=1), mkdir=True)
     log.info("catalogue %s: %d baseline rasters", out_path, len(entries))
     return entries
 

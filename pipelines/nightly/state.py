@@ -21,7 +21,6 @@ import json
 import os
 import socket
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from geo.atomic import write_text_atomic
 from geo.errors import LedgerError, LockError
 from models.candidates import Candidates
 
@@ -38,24 +38,9 @@ __all__ = [
     "RunLock",
     "write_health",
     "read_health",
-    "atomic_write_text",
 ]
 
 STAGES = ("running", "detected", "done", "failed")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file + ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _now() -> str:
@@ -292,5 +277,5 @@ def write_health(
     if status == "ok":
         health["last_success"] = finished
     health.setdefault("last_success", None)
-    atomic_write_text(Path(path), json.dumps(health, ensure_ascii=False, indent=1))
+    write_text_atomic(path, json.dumps(health, ensure_ascii=False, indent=1), mkdir=True)
     return health

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipelines.nightly.state import atomic_write_text
+from geo.atomic import write_text_atomic
 
 __all__ = ["FlightReport", "RunSummary"]
 
@@ -104,6 +104,8 @@ class RunSummary:
     def write(self, folder: Path) -> tuple[Path, Path]:
         """Write ``<run_id>.json`` and ``<run_id>.txt`` into ``folder`` (atomically)."""
         json_path, text_path = folder / f"{self.run_id}.json", folder / f"{self.run_id}.txt"
-        atomic_write_text(json_path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
-        atomic_write_text(text_path, self.to_text())
+        write_text_atomic(
+            json_path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1), mkdir=True
+        )
+        write_text_atomic(text_path, self.to_text(), mkdir=True)
         return json_path, text_path

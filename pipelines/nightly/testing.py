@@ -24,9 +24,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from geo.atomic import write_text_atomic
 from models.candidates import Candidates
 from pipelines.nightly.job import FlightOutputs, IngestOutcome, PairRef
-from pipelines.nightly.state import atomic_write_text
 
 __all__ = ["FakeBackend", "fake_predict", "write_pair"]
 
@@ -118,7 +118,7 @@ class FakeBackend:
                 )
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "leads.json"
-        atomic_write_text(path, json.dumps(leads, indent=1))
+        write_text_atomic(path, json.dumps(leads, indent=1))
         return FlightOutputs(out_dir=out_dir, leads_path=path, n_leads=len(leads))
 
     def ingest(self, pair: PairRef, outputs: FlightOutputs) -> IngestOutcome:
@@ -153,7 +153,7 @@ class FakeBackend:
             n = con.execute("SELECT count(*) FROM cases").fetchone()[0]
             con.close()
         path = output_root / "maps" / "index.html"
-        atomic_write_text(path, f"<html><body><p>{n} cases</p></body></html>\n")
+        write_text_atomic(path, f"<html><body><p>{n} cases</p></body></html>\n", mkdir=True)
         return [path]
 
 
@@ -165,7 +165,7 @@ def write_pair(
     changes: int = 4,
     date: str = "2024-05-01",
     baseline_date: str = "2024-01-01",
-    crs: str = "EPSG:4543",
+    crs: str = "EPSG:4544",
 ) -> tuple[Path, Path]:
     """A seeded flight/baseline GeoTIFF pair on one grid, the flight with ``changes`` new boxes."""
     rng = np.random.default_rng(seed)
