@@ -116,7 +116,7 @@ def usable_coverage(footprints: Any, registration: Any) -> shapely.Geometry:
 def registration_dict(reg: Any) -> dict[str, Any]:
     """The co-registration outcome as plain JSON values (for the run summary)."""
     out: dict[str, Any] = {}
-    for key in ("gate_passed", "message", "dx_m", "dy_m", "residual_px"):
+    for key in ("gate_passed", "message", "mode", "dx_m", "dy_m", "local_max_m", "residual_px"):
         value = getattr(reg, key, None)
         if isinstance(value, np.generic):
             value = value.item()
