@@ -10,7 +10,6 @@ normalisation), how they were trained (data, credits, the exact command) and how
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import yaml
 
 from geo.atomic import write_text_atomic
 from geo.errors import ModelError
+from geo.hashing import file_sha256
 from models.classes import CLASS_NAMES
 from models.datasets.writer import BAND_ORDER
 
@@ -66,12 +66,8 @@ class ModelCard:
 
 
 def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex SHA-256 of a file (the weights' identity in the card and on every lead)."""
+    return file_sha256(path)
 
 
 def write_card(card: ModelCard, path: str | Path) -> Path:

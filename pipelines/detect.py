@@ -10,7 +10,6 @@ object with ``.predict(images, conf=...)`` and ``.card``; this module never impo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ import shapely
 
 from geo.errors import ConfigError, ModelError
 from geo.evidence import write_evidence_pair
+from geo.hashing import file_sha256
 from geo.units import Units, read_layer, read_units
 from models.candidates import Candidates
 from pipelines.config import BuildwatchConfig
@@ -141,7 +141,7 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
         digest = str(getattr(card, "sha256", "") or "")
         weights = getattr(predict, "weights", None)
         if not digest and weights is not None and Path(weights).is_file():
-            digest = _sha256(Path(weights))
+            digest = file_sha256(weights)
         overlap = getattr(card, "overlap_px", None)
         info = ModelInfo(
             name=str(getattr(card, "name", "detector")),
@@ -155,14 +155,6 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
     if not callable(predict):
         raise TypeError("predict must be a callable or a detector with .predict and .card")
     return predict, ModelInfo(name=getattr(predict, "__name__", "callback"))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def radiometric_mode(config: BuildwatchConfig, model: ModelInfo | None) -> str:

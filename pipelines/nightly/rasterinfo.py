@@ -8,7 +8,6 @@ CRSs can be compared; areas are then computed back in a projected CRS, never in 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,10 @@ from shapely import Polygon, box, segmentize
 from shapely.ops import transform as shp_transform
 
 from geo.errors import CRSError, RasterError
+from geo.hashing import file_sha256
 
 __all__ = ["RasterInfo", "read_raster_info", "file_sha256", "to_crs", "parse_date"]
 
-_CHUNK = 4 * 1024 * 1024
 #: GeoTIFF metadata tags that may carry the acquisition date, in order of preference
 _DATE_TAGS = ("ACQUISITION_DATE", "DATE", "TIFFTAG_DATETIME")
 
@@ -45,15 +44,6 @@ class RasterInfo:
     gsd_m: float
     footprint: Polygon
     date: dt.date | None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, streamed (orthophotos can be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_date(value: object, *, where: str) -> dt.date:
