@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from geo.synthetic.district import generate_nights
 
-    root: Path = args.out_dir
+    root: Path = args.out_dir.resolve()  # the config below names files relative to itself
     if root.exists():
         shutil.rmtree(root)
     gen = generate_nights(root / "synthetic", seed=11, nights=3, size_m=args.size_m)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(gen.baseline, root / "baselines" / "baseline.tif")
     config_path = root / "nightly.yaml"
     config_path.write_text(
-        f"units:\n  path: {gen.units}\nnightly:\n  inbox: inbox\n  catalogue_dir: baselines\n"
+        f"units:\n  path: {gen.units.relative_to(root)}\nnightly:\n  inbox: inbox\n  catalogue_dir: baselines\n"
         "  output_root: output\n",
         encoding="utf-8",
     )
