@@ -2,7 +2,7 @@
 
 Everything is laid out in a *local* frame in metres (x right, y down) that is larger than the image
 so that, once rotated by the scene angle (:class:`Frame`), it still covers the whole image. The
-shapes and the occupancy grid live in :mod:`geo.synthetic.shapes` (re-exported here).
+shapes and the occupancy grid live in :mod:`geo.synthetic.shapes`.
 """
 
 from __future__ import annotations
@@ -35,18 +35,7 @@ from geo.synthetic.shapes import (
     _mark,
 )
 
-__all__ = [
-    "Rect",
-    "Building",
-    "Tree",
-    "Car",
-    "Field",
-    "Road",
-    "Cell",
-    "Frame",
-    "World",
-    "build_world",
-]
+__all__ = ["build_world"]
 
 
 def _cuts(rng: np.random.Generator, extent: float, lo: float, hi: float) -> np.ndarray:

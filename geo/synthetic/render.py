@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from geo.synthetic.layout import Building, Car, Frame, Tree, World
 from geo.synthetic.palette import LBL
+from geo.synthetic.shapes import Building, Car, Frame, Tree, World
 
 __all__ = ["Epoch", "Sun", "render_epoch", "world_noise", "shadow_offset"]
 

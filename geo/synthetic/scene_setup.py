@@ -17,10 +17,11 @@ import numpy as np
 
 from geo.errors import ConfigError
 from geo.synthetic.changes import ChangePlanner, ChangeRecord
-from geo.synthetic.layout import Frame, World, build_world
+from geo.synthetic.layout import build_world
 from geo.synthetic.palette import SEASONS, epoch_palette, sample_roof_palette
 from geo.synthetic.render import Epoch, Sun, render_epoch, shadow_offset, world_noise
 from geo.synthetic.scene_types import Change, EpochInfo, SceneLayout
+from geo.synthetic.shapes import Frame, World
 
 __all__ = ["STYLE_KEYS", "LAT_DEG", "NO_CHANGE_KINDS"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -97,12 +98,7 @@ def trend_png(cases: pd.DataFrame, path: str | Path, title: str = "") -> Path | 
         ax.set_title(title or "违法建筑案件月度趋势（按当前状态）")
         if len(counts.columns):
             ax.legend(ncol=4, fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path, mkdir=True) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-    return path
+        return _save_png(fig, path)
 
 
 def township_png(
@@ -171,9 +167,18 @@ def township_png(
             f"{name} 违法建筑整治优先级（{part['as_of'].iloc[0] if 'as_of' in part else ''}）"
         )
         ax.set_axis_off()
-        fig.tight_layout()
-        path = Path(path)
+        return _save_png(fig, path)
+
+
+def _save_png(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    try:
         with atomic_path(path, mkdir=True) as tmp:
             fig.savefig(tmp, format="png")
+    finally:
         plt.close(fig)
     return path
