@@ -2,12 +2,15 @@
 
 A no-change district (``buildwatch synth-district OUT --seed N --no-changes``) shows the same
 scene on both dates: only illumination, season, sun and shadows, moved cars, vegetation and the
-baseline's misregistration differ. Every lead the full detect pipeline
+baseline's misregistration differ. By default the baseline is 90-300 days older (drawn from the
+seed), so usually of another season: harder than the issue's definition of a no-change pair (same
+scene, other illumination, small misregistration), which ``--days-before 365`` gives (the same
+season a year earlier, other sun hour, illumination and misregistration). Every lead the full detect pipeline
 (:func:`pipelines.detect.detect_leads` with the default config thresholds) reports there is false.
 Each false lead is attributed to the nuisance change it overlaps most (``none`` = no truth row).
 
-    python benchmarks/bench_nochange.py [--seeds 5001 5002 5003] [--size-m 800] [--gsd 0.1]
-        [--weights W] [--alternative] [--json out.json]
+    python benchmarks/bench_nochange.py [--seeds 5001 ... 5010] [--size-m 800] [--gsd 0.1]
+        [--days-before N] [--weights W] [--alternative] [--json out.json]
 
 Districts are generated under ``--root`` (default /tmp/buildwatch-bench/nochange) and reused.
 """
@@ -30,15 +33,20 @@ from geo.synthetic.district import generate_district
 from pipelines.detect import detect_leads
 
 
-def ensure_district(root: Path, seed: int, size_m: float, gsd: float, changes: bool) -> Path:
+def ensure_district(
+    root: Path, seed: int, size_m: float, gsd: float, changes: bool, days_before: int | None = None
+) -> Path:
     """The district folder for these settings, generated unless an identical one exists."""
-    out = root / f"{'d' if changes else 'nc'}-{seed}-{size_m:g}m-{gsd:g}"
+    tag = f"-d{days_before}" if days_before else ""
+    out = root / f"{'d' if changes else 'nc'}-{seed}-{size_m:g}m-{gsd:g}{tag}"
     meta = out / "district.json"
     if meta.is_file():
         m = json.loads(meta.read_text(encoding="utf-8"))
         if m.get("seed") == seed and m.get("changes", True) == changes:
             return out
-    generate_district(out, seed, size_m, gsd, overwrite=True, changes=changes)
+    generate_district(
+        out, seed, size_m, gsd, overwrite=True, changes=changes, days_before=days_before
+    )
     return out
 
 
@@ -58,6 +66,8 @@ def run_district(detector: Any, folder: Path) -> dict[str, Any]:
     result = detect_leads(folder / "flight.tif", folder / "baseline.tif", predict=detector)
     elapsed = time.perf_counter() - t0
     truth = gpd.read_file(folder / "truth.gpkg", layer="changes")
+    meta = json.loads((folder / "district.json").read_text(encoding="utf-8"))
+    before, after = meta["before"], meta["after"]
     if (truth["expected"] == "lead").any():
         raise SystemExit(f"{folder}: truth has lead rows; not a no-change district")
     leads = result.leads
@@ -72,6 +82,7 @@ def run_district(detector: Any, folder: Path) -> dict[str, Any]:
         "per_km2": round(len(leads) / area_km2, 2) if area_km2 else None,
         "by_class": dict(by_class),
         "causes": dict(_causes(leads, truth)) if len(leads) else {},
+        "seasons": f"{before['season']} -> {after['season']}",
         "scores": [round(float(s), 3) for s in leads["score"]] if len(leads) else [],
         "seconds": round(elapsed, 1),
     }
@@ -79,9 +90,12 @@ def run_district(detector: Any, folder: Path) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[5001, 5002, 5003])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(5001, 5011)))
     ap.add_argument("--size-m", type=float, default=800.0)
     ap.add_argument("--gsd", type=float, default=0.1)
+    ap.add_argument("--days-before", type=int, default=None,
+                    help="days from baseline to flight (default: from the seed, 90-300); "
+                         "365 = same season a year earlier")  # fmt: skip
     ap.add_argument("--weights", default=None, help="default: the shipped weights")
     ap.add_argument("--alternative", action="store_true",
                     help="time the classical difference detector instead of the YOLO")  # fmt: skip
@@ -100,17 +114,22 @@ def main() -> None:
         detector = ChangeDetector.load(args.weights)
     rows = []
     for seed in args.seeds:
-        folder = ensure_district(args.root, seed, args.size_m, args.gsd, changes=False)
+        folder = ensure_district(args.root, seed, args.size_m, args.gsd, False, args.days_before)
         rows.append(run_district(detector, folder))
     name = detector.card.name
-    print(f"no-change districts ({args.size_m:g} m at {args.gsd:g} m/px), {name}, "
+    when = (
+        f"baseline {args.days_before} days older"
+        if args.days_before
+        else "baseline 90-300 days older"
+    )
+    print(f"no-change districts ({args.size_m:g} m at {args.gsd:g} m/px, {when}), {name}, "
           "default config thresholds")  # fmt: skip
     print(f"{'district':24s} {'km2':>6s} {'tiles':>5s} {'cands':>5s} {'false':>5s} "
-          f"{'per km2':>7s}  causes")  # fmt: skip
+          f"{'per km2':>7s}  {'seasons':16s} causes")  # fmt: skip
     for r in rows:
         causes = ", ".join(f"{k} {v}" for k, v in sorted(r["causes"].items())) or "-"
         print(f"{r['district']:24s} {r['area_km2']:6.3f} {r['tiles']:5d} {r['candidates']:5d} "
-              f"{r['false_leads']:5d} {r['per_km2']:7.2f}  {causes}")  # fmt: skip
+              f"{r['false_leads']:5d} {r['per_km2']:7.2f}  {r['seasons']:16s} {causes}")  # fmt: skip
     area = sum(r["area_km2"] for r in rows)
     false = sum(r["false_leads"] for r in rows)
     pooled = round(false / area, 2) if area else None

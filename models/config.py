@@ -74,12 +74,27 @@ class LabelledPair(_Strict):
     val_fraction: float = Field(default=0.2, ge=0, lt=1)
 
 
+class HardNegativeData(_Strict):
+    """No-change chips the weights still fire on (:mod:`models.datasets.hard_negatives`)."""
+
+    enabled: bool = False
+    weights: str | None = Field(
+        default=None, description="weights that mine; default: ``model`` when it is a *.pt"
+    )
+    pool: int = Field(default=2000, ge=1, description="no-change chips rendered and scored")
+    conf: float = Field(default=0.3, gt=0, lt=1, description="keep chips scoring at least this")
+    repeat: int = Field(default=2, ge=1, le=8, description="training copies of each kept chip")
+    val_fraction: float = Field(default=0.15, ge=0, lt=1)
+    renderer: Literal["auto", "geo", "procedural", "mixed"] = "geo"
+
+
 class DataConfig(_Strict):
     """Which builders feed training, and how many chips each."""
 
     synthetic: SyntheticData = SyntheticData()
     fairdrone: FairDroneData = FairDroneData()
     labelled: list[LabelledPair] = Field(default_factory=list)
+    hard_negatives: HardNegativeData = HardNegativeData()
     workers: int = Field(
         default=0, ge=0, description="processes for chip generation; 0 = all cores"
     )

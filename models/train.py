@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from geo.errors import ConfigError, InputFileError, ModelError
-from models.card import ModelCard, sha256, write_card
+from models.card import ModelCard, read_card, sha256, write_card
 from models.classes import CLASS_NAMES
 from models.config import TrainConfig
 from models.datasets.writer import write_data_yaml
@@ -96,6 +96,8 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
             log.warning("fair-drone data not found at %s or %s; skipped", prepared, fd.source)
     if cfg.data.labelled:
         out["labelled"] = build_labelled_pairs(cfg, root / "labelled")
+    if cfg.data.hard_negatives.enabled:
+        out["hard_negatives"] = build_hard_negatives(cfg, root / "hard_negatives", workers)
     if not out:
         raise ConfigError("training config enables no dataset with chips; enable data.synthetic")
     return out
@@ -123,6 +125,30 @@ def build_labelled_pairs(cfg: TrainConfig, root: Path) -> Path:
     from models.datasets.writer import write_data_yaml as _write
 
     return _write(root)
+
+
+def build_hard_negatives(cfg: TrainConfig, root: Path, workers: int) -> Path:
+    """Mine ``data.hard_negatives`` with its weights (default: ``cfg.model``); its data.yaml."""
+    from models.datasets.hard_negatives import HardNegativeSpec, mine_hard_negatives
+    from models.detector import ChangeDetector
+
+    hn = cfg.data.hard_negatives
+    weights = hn.weights or cfg.model
+    if not weights.endswith(".pt") or not Path(weights).is_file():
+        raise ConfigError(
+            f"data.hard_negatives.weights: {weights!r} is not a weights file; mining needs trained "
+            "weights: fine-tune from a *.pt (model: ...) or set data.hard_negatives.weights"
+        )
+    device = "cpu" if resolve_device(cfg.device) == "cpu" else "cuda"
+    detector = ChangeDetector.load(weights, device=device)
+    spec = HardNegativeSpec(
+        pool=hn.pool, conf=hn.conf, repeat=hn.repeat, val_fraction=hn.val_fraction,
+        size_px=cfg.imgsz, working_gsd=cfg.working_gsd_m, gsd_range=cfg.data.synthetic.gsd_range,
+        seed=cfg.seed, renderer=hn.renderer,
+    )  # fmt: skip
+    return mine_hard_negatives(
+        root, spec, lambda chips: detector.predict(chips, conf=hn.conf), workers
+    )
 
 
 def _has_images(folder: str | Path) -> bool:
@@ -202,7 +228,13 @@ def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") ->
     shutil.copyfile(best, weights)
     trained = YOLO(str(weights))
     metrics = {
-        name: _metrics(trained, y, cfg, device, out)
+        name: (
+            _metrics(trained, y, cfg, device, out)
+            if name != "hard_negatives"
+            else background_metrics(
+                weights, y.parent / "images" / "val", cfg.data.hard_negatives.conf, device
+            )
+        )
         for name, y in datasets.items()
         if _has_images(y.parent / "images" / "val")
     }
@@ -210,13 +242,20 @@ def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") ->
     epochs_run = (
         max(0, len(results_csv.read_text().splitlines()) - 1) if results_csv.is_file() else 0
     )
+    parent = parent_lineage(cfg.model)
+    architecture = f"{cfg.model}, 6-channel early fusion (flight RGB + baseline RGB)"
+    if parent:
+        architecture = (
+            f"{parent['architecture']}; fine-tuned from {parent['name']} "
+            f"(sha256 {parent['sha256'][:16]})"
+        )
     card = ModelCard(
         name=cfg.name,
         weights=weights.name,
         working_gsd_m=cfg.working_gsd_m,
         imgsz=cfg.imgsz,
         overlap_px=cfg.overlap_px,
-        architecture=f"{cfg.model}, 6-channel early fusion (flight RGB + baseline RGB)",
+        architecture=architecture,
         description=cfg.description,
         training_data={name: _describe(y) for name, y in datasets.items()},
         metrics={"validation": metrics},
@@ -233,10 +272,57 @@ def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") ->
         },  # fmt: skip
         reproduce=command,
         sha256=sha256(weights),
+        extra={"parent": parent} if parent else {},
     )
     card_path = write_card(card, weights.with_suffix(".yaml"))
     log.info("wrote %s and %s", weights, card_path)
     return TrainResult(weights, card_path, metrics)
+
+
+def background_metrics(
+    weights: str | Path, val_dir: str | Path, conf: float, device: str = "cpu"
+) -> dict[str, Any]:
+    """How often ``weights`` still fire (a box scoring >= ``conf``) on box-free chips in ``val_dir``.
+
+    For the mined hard negatives every chip fired for the parent weights (that is why it was
+    kept), so ``fire_rate`` after training is what the fine-tune unlearned; mAP is undefined there.
+    """
+    from models.datasets.writer import read_chip
+    from models.detector import ChangeDetector
+
+    files = sorted(Path(val_dir).glob("*.tif"))
+    dev = "cpu" if device == "cpu" else "cuda"
+    detector = ChangeDetector.load(weights, device=dev, backend="torch")
+    firing = 0
+    for i in range(0, len(files), 16):
+        chips = [read_chip(f) for f in files[i : i + 16]]
+        firing += sum(len(c.score) > 0 for c in detector.predict(chips, conf=conf))
+    return {"chips": len(files), "chips_firing": int(firing), "conf": conf,
+            "fire_rate": round(firing / max(1, len(files)), 4)}  # fmt: skip
+
+
+def parent_lineage(model: str) -> dict[str, Any] | None:
+    """What a fine-tune starts from: the card of ``model`` when it is a *.pt with a card beside it.
+
+    The returned dict (name, sha256, architecture, training data and settings, how it was
+    reproduced, and its own parent) goes into the new card's ``extra.parent``, so a fine-tuned
+    card still tells the whole training history.
+    """
+    path = Path(model)
+    card_path = path.with_suffix(".yaml")
+    if path.suffix != ".pt" or not card_path.is_file():
+        return None
+    card = read_card(card_path)
+    return {
+        "name": card.name,
+        "weights": str(path),
+        "sha256": card.sha256 or sha256(path),
+        "architecture": card.architecture,
+        "training_data": card.training_data,
+        "train_settings": card.train_settings,
+        "reproduce": card.reproduce,
+        "parent": card.extra.get("parent"),
+    }
 
 
 def _describe(data_yaml: Path) -> dict[str, Any]:

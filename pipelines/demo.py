@@ -269,6 +269,7 @@ def _officers(d: Any, sides: list[dict], store: Any, out: Path, say: Progress) -
         "notice": plan.noticed,
         "enforced": plan.enforced,
         "rejected": plan.rejected,
+        "rejected_reason": plan.rejected_reason,
         "supervised": plan.supervised,
         "deadline": plan.deadline,
     }

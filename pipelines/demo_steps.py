@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 
 from geo.atomic import atomic_path
-from pipelines.cases.states import LEDGERS, REJECTED
+from pipelines.cases.states import LEDGERS, REJECT_REASON_LABELS_ZH, REJECTED
 
 __all__ = [
     "UPDATE_HEADERS_ZH",
@@ -50,7 +50,7 @@ _WORD_ZH = {
     "penalty": "处罚",
     "enforced": "执行",
     "rejected": "驳回",
-    "false_detection": "误报",
+    **REJECT_REASON_LABELS_ZH,
 }
 _NOTES = {
     "stopped": "现场制止施工，已下达停工通知",
@@ -59,6 +59,7 @@ _NOTES = {
     "penalty": "逾期未拆除，已作出行政处罚决定",
     "enforced": "已依法强制拆除",
     "rejected": "现场核查：无新增建筑，系影像误报",
+    "rejected:permitted": "现场核查：已取得规划许可，许可信息尚未入库",
 }
 
 
@@ -72,6 +73,7 @@ class OfficerPlan:
     noticed: list[str] = field(default_factory=list)
     enforced: list[str] = field(default_factory=list)
     rejected: str | None = None
+    rejected_reason: str | None = None
     supervised: str | None = None
     deadline: str | None = None
 
@@ -108,9 +110,11 @@ def plan_officer_updates(
 ) -> OfficerPlan:
     """The township updates between the nights, decided from what is really on the ground.
 
-    * up to ``n_each`` construction cases → stopped; one of them (the site whose structure is
-      really gone by night 2, else the first) further → removed — two rows, one step each;
-    * the highest-scoring new_building case matching no true change → rejected (false_detection);
+    * up to ``n_each`` true construction cases → stopped; one of them (the site whose structure
+      is really gone by night 2, else the first) further → removed — two rows, one step each;
+    * the highest-scoring case of either ledger matching no true change → rejected
+      (false_detection); when there is none, the last true new_building case that is not needed
+      below → rejected (permitted: the township found a permit the office did not have yet);
     * up to ``n_each`` true new_building cases → notice; one whose structure is gone by night 2
       is taken on to penalty → enforced;
     * the first stopped (not removed) case, else the first noticed one, is supervised
@@ -127,13 +131,22 @@ def plan_officer_updates(
                 "to_state": to,
                 "who": _who(case),
                 "date": day,
-                "note": _NOTES[to],
+                "note": _NOTES.get(f"{to}:{reason}", _NOTES[to]),
                 "reason": reason,
             }
         )
 
     first = {ledger: states[0] for ledger, states in LEDGERS.items()}
-    building = cases[(cases["ledger"] == "in_progress") & (cases["state"] == first["in_progress"])]
+    fresh = cases[cases["state"] == cases["ledger"].map(first)]
+    false = fresh[~fresh["case_id"].isin(list(hits))].sort_values(
+        ["score", "case_id"], ascending=[False, True]
+    )
+    rejected = str(false["case_id"].iloc[0]) if len(false) else None
+    building = cases[
+        (cases["ledger"] == "in_progress")
+        & (cases["state"] == first["in_progress"])
+        & cases["case_id"].isin(list(hits))
+    ]
     building = building.sort_values("case_id").head(n_each)
     removed: list[str] = []
     if len(building):
@@ -145,13 +158,16 @@ def plan_officer_updates(
             row(case, "removed")
 
     existing = cases[(cases["ledger"] == "existing") & (cases["state"] == first["existing"])]
-    false = existing[~existing["case_id"].isin(list(hits))].sort_values(
-        ["score", "case_id"], ascending=[False, True]
-    )
-    rejected = str(false["case_id"].iloc[0]) if len(false) else None
-    if rejected is not None:
-        row(false.iloc[0], REJECTED, "false_detection")
     true_nb = existing[existing["case_id"].isin(list(hits))].sort_values("case_id")
+    reason = "false_detection"
+    spare = true_nb[~true_nb["case_id"].map(lambda c: hits[str(c)] in gone)]
+    if rejected is None and len(spare) >= 2:
+        # no false detection to reject: a permit the office did not have yet (the last true
+        # new_building case still standing, so notice and enforcement keep their cases)
+        rejected, reason = str(spare["case_id"].iloc[-1]), "permitted"
+        true_nb = true_nb[true_nb["case_id"] != rejected]
+    if rejected is not None:
+        row(cases[cases["case_id"] == rejected].iloc[0], REJECTED, reason)
     noticed = true_nb.head(n_each)
     enforced = [str(c) for c in true_nb["case_id"] if hits[str(c)] in gone][:1]
     extra = true_nb[
@@ -174,6 +190,7 @@ def plan_officer_updates(
         noticed=[str(c) for c in pd.concat([noticed, extra])["case_id"]],
         enforced=enforced,
         rejected=rejected,
+        rejected_reason=reason if rejected is not None else None,
         supervised=supervised,
         deadline=deadline if supervised else None,
     )

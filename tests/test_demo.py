@@ -72,7 +72,9 @@ def test_demo_ledger_holds_both_nights_and_the_officers_updates(demo):
     # the rejected case stays rejected after night 2, with its reason
     rejected = s["officer_updates"]["rejected"]
     row = cases.set_index("case_id").loc[rejected]
-    assert row["state"] == "rejected" and row["reject_reason"] == "false_detection"
+    assert row["state"] == "rejected"
+    assert row["reject_reason"] == s["officer_updates"]["rejected_reason"]
+    assert row["reject_reason"] in ("false_detection", "permitted")
     # the case officers marked removed was detected again on night 2: reopened, with history
     removed = s["officer_updates"]["removed"][0]
     steps = list(hist.loc[hist["case_id"] == removed, "to_state"])
@@ -171,6 +173,7 @@ def test_officer_plan_follows_the_state_rules_and_round_trips(tmp_path: Path) ->
             _case("BW-1-000003", "existing", "evidence", 0.7, 40),
             _case("BW-1-000004", "existing", "evidence", 0.95, 60),  # no truth: false detection
             _case("BW-1-000005", "existing", "evidence", 0.8, 80),
+            _case("BW-1-000006", "in_progress", "discovered", 0.97, 100),  # false, top score
         ],
         crs="EPSG:4544",
     )
@@ -183,7 +186,8 @@ def test_officer_plan_follows_the_state_rules_and_round_trips(tmp_path: Path) ->
         crs="EPSG:4544",
     )
     plan = plan_officer_updates(cases, truth, removed_change_ids=[2, 5], day="2024-04-18")
-    assert plan.removed == ["BW-1-000002"] and plan.rejected == "BW-1-000004"
+    assert plan.removed == ["BW-1-000002"] and plan.rejected == "BW-1-000006"
+    assert plan.stopped == ["BW-1-000001", "BW-1-000002"]  # a false site is not "stopped"
     assert plan.enforced == ["BW-1-000005"] and plan.supervised == "BW-1-000001"
     assert plan.deadline == "2024-05-03"
     steps = [(r["case_id"][-1], r["to_state"]) for r in plan.rows]
@@ -191,7 +195,7 @@ def test_officer_plan_follows_the_state_rules_and_round_trips(tmp_path: Path) ->
         ("1", "stopped"),
         ("2", "stopped"),
         ("2", "removed"),
-        ("4", "rejected"),
+        ("6", "rejected"),
         ("3", "notice"),
         ("5", "notice"),
         ("5", "penalty"),
@@ -204,6 +208,40 @@ def test_officer_plan_follows_the_state_rules_and_round_trips(tmp_path: Path) ->
     back = read_updates(path)
     assert [(u.case_id[-1], u.to_state) for u in back] == steps
     assert back[3].reason == "false_detection" and back[0].who == "新湾镇综合行政执法大队"
+
+
+def test_officer_plan_without_false_detections_rejects_one_as_permitted() -> None:
+    xs = {"BW-1-000001": 0, "BW-1-000003": 40, "BW-1-000005": 80, "BW-1-000007": 120}
+    cases = gpd.GeoDataFrame(
+        [
+            _case("BW-1-000001", "in_progress", "discovered", 0.9, 0),
+            _case("BW-1-000003", "existing", "evidence", 0.7, 40),
+            _case("BW-1-000005", "existing", "evidence", 0.8, 80),
+            _case("BW-1-000007", "existing", "evidence", 0.9, 120),
+        ],
+        crs="EPSG:4544",
+    )
+    truth = gpd.GeoDataFrame(
+        {
+            "change_id": [1, 3, 5, 7],
+            "expected": ["lead"] * 4,
+            "geometry": [shapely.box(x + 1, 1, x + 9, 9) for x in xs.values()],
+        },
+        crs="EPSG:4544",
+    )
+    plan = plan_officer_updates(cases, truth, removed_change_ids=[5], day="2024-04-18", n_each=1)
+    assert plan.rejected == "BW-1-000007" and plan.rejected_reason == "permitted"
+    steps = [(r["case_id"][-1], r["to_state"], r["reason"]) for r in plan.rows]
+    assert steps == [
+        ("1", "stopped", ""),
+        ("1", "removed", ""),
+        ("7", "rejected", "permitted"),
+        ("3", "notice", ""),
+        ("5", "notice", ""),
+        ("5", "penalty", ""),
+        ("5", "enforced", ""),
+    ]
+    assert "许可" in plan.rows[2]["note"]
 
 
 def test_readme_describes_outputs() -> None:

@@ -78,3 +78,19 @@ def test_no_changes_district_has_no_leads(capsys, tmp_path):
                        "--overwrite"], capsys)  # fmt: skip
     assert code == 0
     assert (gpd.read_file(out / "truth.gpkg", layer="changes")["expected"] == "lead").any()
+
+
+def test_days_before_sets_the_baseline_date(capsys, tmp_path):
+    import datetime as dt
+    import json
+
+    out = tmp_path / "year"
+    argv = ["synth-district", str(out), "--seed", "9", "--size-m", "60", "--gsd", "0.25"]
+    code, _, _ = _run([*argv, "--no-changes", "--days-before", "365"], capsys)
+    assert code == 0
+    meta = json.loads((out / "district.json").read_text(encoding="utf-8"))
+    before = dt.date.fromisoformat(meta["before"]["date"])
+    after = dt.date.fromisoformat(meta["after"]["date"])
+    assert (after - before).days == 365
+    code, _, err = _run([*argv[:2], "--seed", "9", "--days-before", "0"], capsys)
+    assert code == 2 and err.strip() == "error: --days-before 0: must be between 1 and 3650 days"

@@ -71,8 +71,10 @@ class NightsPaths:
     sidecars: list[Path]
 
 
-def check_args(seed: int, size_m: float, gsd: float) -> int:
+def check_args(seed: int, size_m: float, gsd: float, days_before: int | None = None) -> int:
     """Validate the generator's arguments; returns the image size in pixels."""
+    if days_before is not None and not 1 <= days_before <= 3650:
+        raise ConfigError(f"--days-before {days_before}: must be between 1 and 3650 days")
     if seed < 0:
         raise ConfigError(f"--seed {seed}: must be 0 or more")
     if not 20 <= size_m <= 5000:
@@ -161,16 +163,23 @@ def generate_district(
     *,
     overwrite: bool = False,
     changes: bool = True,
+    days_before: int | None = None,
 ) -> DistrictPaths:
     """Render and write a synthetic district into ``out_dir`` (see the module docstring).
 
     ``changes=False`` writes a *no-change* district: the same scene on both dates with only
     nuisance differences (illumination, season, sun and shadows, moved cars, vegetation, the
     baseline's misregistration); its truth layer has no ``lead`` or ``permitted`` rows.
+    ``days_before`` fixes the days from the baseline to the flight (default: drawn from the seed,
+    90-300 days, so usually another season; a few weeks keeps the season and changes only sun,
+    illumination and misregistration).
     """
-    n = check_args(seed, size_m, gsd)
+    n = check_args(seed, size_m, gsd, days_before)
     t0 = time.perf_counter()
-    pair = render_pair(seed, n, gsd, style=None if changes else {"changes": False})
+    style: dict[str, object] = {} if changes else {"changes": False}
+    if days_before is not None:
+        style["days_before"] = int(days_before)
+    pair = render_pair(seed, n, gsd, style=style or None)
     t_render = time.perf_counter() - t0
     log.info("rendered %d x %d px in %.1f s", n, n, t_render)
     t1, lat = _origin(seed, n * gsd)

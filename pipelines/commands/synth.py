@@ -36,8 +36,17 @@ _OVER = click.option("--overwrite", is_flag=True, help="Replace OUT if it exists
 @_OVER
 @click.option("--no-changes", is_flag=True,
               help="Same scene on both dates: only nuisance differences (no new structures).")  # fmt: skip
+@click.option("--days-before", type=int, default=None,
+              help="Days from baseline to flight [default: drawn from the seed, 90-300]; "
+                   "e.g. 30 keeps the season.")  # fmt: skip
 def command(
-    out: Path, seed: int, size_m: float, gsd: float, overwrite: bool, no_changes: bool
+    out: Path,
+    seed: int,
+    size_m: float,
+    gsd: float,
+    overwrite: bool,
+    no_changes: bool,
+    days_before: int | None,
 ) -> None:
     """Make a synthetic district in OUT: flight, baseline, units, truth, preview.
 
@@ -54,8 +63,10 @@ def command(
     """
     from geo.synthetic.district import check_args, generate_district
 
-    check_args(seed, size_m, gsd)
-    paths = generate_district(out, seed, size_m, gsd, overwrite=overwrite, changes=not no_changes)
+    check_args(seed, size_m, gsd, days_before)
+    paths = generate_district(
+        out, seed, size_m, gsd, overwrite=overwrite, changes=not no_changes, days_before=days_before
+    )
     import json
 
     meta = json.loads(paths.meta.read_text(encoding="utf-8"))
