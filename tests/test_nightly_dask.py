@@ -32,6 +32,23 @@ def scheduler() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+def _night_root(root: Path, gen, tile_batch: int, units: bool = False) -> Path:  # type: ignore[no-untyped-def]
+    """A nightly folder with the generated baseline catalogued and night 1 in the inbox; its config."""
+    import shutil
+
+    (root / "baselines").mkdir(parents=True)
+    shutil.copy(gen.baseline, root / "baselines" / "baseline.tif")
+    shutil.copytree(gen.flights[0].parent, root / "inbox" / "night_01")
+    cfg_path = root / "cfg.yaml"
+    cfg_path.write_text(
+        (f"units: {{path: {gen.units}}}\n" if units else "")
+        + "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n"
+        + f"  tile_batch: {tile_batch}\n  refresh_maps: false\n",
+        encoding="utf-8",
+    )
+    return cfg_path
+
+
 def _tiles(executor, pair: PairRef, ck_path: Path, batch: int) -> dict:  # type: ignore[no-untyped-def]
     backend = FakeBackend(tile_size=32)
     with TileCheckpoint(ck_path, backend.checkpoint_key(pair)) as ck:
@@ -85,7 +102,6 @@ def test_nightly_on_cluster_equals_in_process(tmp_path: Path, scheduler: str) ->
 @pytest.mark.slow
 def test_real_job_on_cluster_equals_in_process(tmp_path: Path, scheduler: str) -> None:
     """The real per-flight job (geo.tiles, leads, ledger) with a stand-in predict callback."""
-    import shutil
 
     import pandas as pd
 
@@ -96,16 +112,7 @@ def test_real_job_on_cluster_equals_in_process(tmp_path: Path, scheduler: str) -
     tables = {}
     for name, sched in (("local", None), ("dask", scheduler)):
         root = tmp_path / name
-        (root / "baselines").mkdir(parents=True)
-        shutil.copy(gen.baseline, root / "baselines" / "baseline.tif")
-        shutil.copytree(gen.flights[0].parent, root / "inbox" / "night_01")
-        cfg_path = root / "cfg.yaml"
-        cfg_path.write_text(
-            "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n"
-            "  tile_batch: 2\n  refresh_maps: false\n",
-            encoding="utf-8",
-        )
-        cfg = load_config(cfg_path)
+        cfg = load_config(_night_root(root, gen, tile_batch=2))
         backend = BuildwatchBackend(cfg, predict="pipelines.nightly.testing:fake_predict")
         summary = run_nightly(cfg, backend, scheduler=sched)
         assert summary.status == "ok", summary.to_text()
@@ -121,7 +128,6 @@ def test_real_detector_on_cluster_equals_in_process(tmp_path: Path, scheduler: s
     """The shipped detector on a 300 m night: two worker processes give exactly the in-process
     leads (workers load the model and co-register the pair themselves; the client merges the
     candidates per tile index without reading the tiles again)."""
-    import shutil
 
     import geopandas as gpd
     import pandas as pd
@@ -133,17 +139,7 @@ def test_real_detector_on_cluster_equals_in_process(tmp_path: Path, scheduler: s
     leads, runs = {}, {}
     for name, sched in (("local", None), ("dask", scheduler)):  # in-process first: warms caches
         root = tmp_path / name
-        (root / "baselines").mkdir(parents=True)
-        shutil.copy(gen.baseline, root / "baselines" / "baseline.tif")
-        shutil.copytree(gen.flights[0].parent, root / "inbox" / "night_01")
-        cfg_path = root / "cfg.yaml"
-        cfg_path.write_text(
-            f"units: {{path: {gen.units}}}\n"
-            "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n"
-            "  tile_batch: 4\n  refresh_maps: false\n",
-            encoding="utf-8",
-        )
-        backend = BuildwatchBackend(load_config(cfg_path))
+        backend = BuildwatchBackend(load_config(_night_root(root, gen, tile_batch=4, units=True)))
         assert backend.describe().startswith("buildwatch-cd-yolo11n")  # the real detector
         summary = run_nightly(backend.config, backend, scheduler=sched)
         assert summary.status == "ok", summary.to_text()

@@ -155,6 +155,26 @@ def _write_units(tmp: Path, layers: dict) -> Path:
     return path
 
 
+def _write_baseline_and_units(  # type: ignore[no-untyped-def]
+    tmp: Path,
+    scene,
+    transform: Affine,
+    shift: tuple[float, float],
+    lat: float,
+    n: int,
+    crs: str,
+    seed: int,
+    first_flight_date: str,
+) -> tuple[dict, Path]:
+    """Write ``baseline.tif`` and ``units.gpkg`` of a rendered pair or night sequence."""
+    write_baseline(tmp / "baseline.tif", scene.before, scene.valid_before, transform, shift, lat,
+                   {"DATE": scene.info_before.date})  # fmt: skip
+    layers = unit_layers(
+        scene.layout, transform, n, crs, seed, scene.info_before.date, first_flight_date
+    )
+    return layers, _write_units(tmp, layers)
+
+
 def generate_district(
     out_dir: str | Path,
     seed: int,
@@ -195,19 +215,9 @@ def generate_district(
             FLIGHT_EPSG,
             {"DATE": pair.info_after.date, "FLIGHT_ID": f"SYN-{seed}-01"},
         )
-        write_baseline(
-            tmp / "baseline.tif",
-            pair.before,
-            pair.valid_before,
-            transform,
-            shift,
-            lat,
-            {"DATE": pair.info_before.date},
+        layers, units = _write_baseline_and_units(
+            tmp, pair, transform, shift, lat, n, crs, seed, pair.info_after.date
         )
-        layers = unit_layers(
-            pair.layout, transform, n, crs, seed, pair.info_before.date, pair.info_after.date
-        )
-        units = _write_units(tmp, layers)
         truth = truth_frame(pair.changes, transform, crs, layers)
         truth.to_file(tmp / "truth.gpkg", layer="changes", driver="GPKG", engine="pyogrio")
         _preview(tmp / "preview.png", pair.before, pair.after, pair.changes)
@@ -297,19 +307,9 @@ def generate_nights(
     root = Path(out_dir)
     flights, truths, sidecars = [], [], []
     with _atomic_dir(root, overwrite) as tmp:
-        write_baseline(
-            tmp / "baseline.tif",
-            seq.before,
-            seq.valid_before,
-            transform,
-            shift,
-            lat,
-            {"DATE": seq.info_before.date},
+        layers, _ = _write_baseline_and_units(
+            tmp, seq, transform, shift, lat, n, crs, seed, seq.info_nights[0].date
         )
-        layers = unit_layers(
-            seq.layout, transform, n, crs, seed, seq.info_before.date, seq.info_nights[0].date
-        )
-        _write_units(tmp, layers)
         d_code = str(layers["districts"].iloc[0]["district_code"])
         for k in range(nights):
             sub = f"night_{k + 1:02d}"
