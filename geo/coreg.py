@@ -1,26 +1,21 @@
 """Residual misregistration between baseline and flight: measure, correct, gate.
 
 Pure core (no IO): :func:`phase_shift` measures the shift of one sub-window pair by phase
-correlation (sub-pixel, with the correlation peak value as confidence); :func:`fit_correction`
+correlation (sub-pixel; the peak's significance above the rest of the correlation surface
+says whether it is evidence at all); :func:`fit_correction`
 combines many estimates robustly into a global shift, or an affine when a rotation/scale is
 detectable; where the residuals left by that fit vary across the scene, a local residual-shift
 field (:mod:`geo.coreg_local`) is fitted from a denser set of sub-windows and applied on top;
 the gate then judges the pair as finally corrected. :func:`coregister` drives them through
 ``measure(correction, local=None)`` callbacks that read the sub-windows, so this module never
-opens files.
-
-Conventions: a correction ``C`` is an affine on map coordinates of the working CRS taking a
-flight point to the baseline point that shows the same ground; the baseline is read through
-``C @ grid.transform``. Pixel displacements ``(sx, sy)`` are in working-grid pixels (x right,
-y down).
+opens files. Types, conventions and the meaning of each outcome: :mod:`geo.registration`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -28,12 +23,18 @@ import shapely
 from affine import Affine
 from shapely.geometry.base import BaseGeometry
 
-from geo.coreg_local import LocalField, local_pass
+from geo.coreg_local import local_pass
+from geo.registration import (
+    Gate,
+    LocalField,
+    Measure,
+    Registration,
+    RegistrationMode,
+    ShiftEstimate,
+)
 
 __all__ = [
-    "ShiftEstimate",
-    "Registration",
-    "RegistrationMode",
+    "PhaseShift",
     "phase_shift",
     "texture_score",
     "fit_correction",
@@ -43,57 +44,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ShiftEstimate:
-    """One sub-window measurement: centre (map), displacement (px) and confidence (0-1)."""
+class PhaseShift(NamedTuple):
+    """One phase correlation: baseline content sits at flight pixel + (sx, sy)."""
 
-    x: float
-    y: float
     sx: float
     sy: float
     confidence: float
-
-
-#: what was applied to the baseline: nothing, a global shift or affine, and a local field on top
-RegistrationMode = Literal["none", "shift", "affine", "shift+local", "affine+local"]
-
-
-@dataclass
-class Registration:
-    """Outcome of co-registration, as applied to the baseline reads of a pair.
-
-    ``residual_px``, ``residuals``, ``gate_passed`` and ``failed_areas`` describe the pair after
-    *all* corrections (``correction`` and, when ``mode`` ends in ``+local``, the ``local`` field).
-    """
-
-    dx_m: float = 0.0
-    dy_m: float = 0.0
-    affine: Affine | None = None
-    residual_px: float = float("nan")
-    n_estimates: int = 0
-    n_windows: int = 0
-    confidence: float = 0.0
-    gate_passed: bool = True
-    failed_areas: BaseGeometry = field(default_factory=shapely.Polygon)
-    message: str = ""
-    correction: Affine = Affine.identity()
-    estimates: tuple[ShiftEstimate, ...] = ()
-    residuals: tuple[ShiftEstimate, ...] = ()
-    mode: RegistrationMode = "none"
-    local: LocalField | None = None
-
-    @property
-    def local_max_m(self) -> float:
-        """Largest displacement of the local field (m); 0 when none was applied."""
-        return self.local.max_m if self.local is not None else 0.0
-
-    def map_point(self, x: float, y: float) -> tuple[float, float]:
-        """The baseline map point read for flight map point ``(x, y)`` (all corrections)."""
-        if self.local is not None:
-            ddx, ddy = self.local.at(x, y)
-            x, y = x + float(ddx), y + float(ddy)
-        tx, ty = self.correction @ (x, y)
-        return float(tx), float(ty)
+    psr: float
 
 
 def texture_score(gray: np.ndarray, valid: np.ndarray | None = None) -> float:
@@ -116,18 +73,22 @@ def _prepare(gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def phase_shift(
     flight: np.ndarray, baseline: np.ndarray, valid: np.ndarray | None = None
-) -> tuple[float, float, float]:
-    """(sx, sy, confidence): baseline content sits at flight pixel + (sx, sy).
+) -> PhaseShift:
+    """(sx, sy, confidence, psr): baseline content sits at flight pixel + (sx, sy).
 
     Grayscale windows of equal shape; Hann-windowed, sub-pixel phase correlation
-    (``cv2.phaseCorrelate``); confidence is the normalised correlation peak (≈0 for unrelated
-    content, →1 for identical content).
+    (``cv2.phaseCorrelate``); ``confidence`` is the normalised correlation peak (≈0 for unrelated
+    content, →1 for identical content) and ``psr`` the peak-to-sidelobe ratio of the whole
+    correlation surface: how many standard deviations the peak stands above everything away
+    from it. Across years, sensors and seasons the peak of the same ground falls to a few
+    hundredths while staying far above the surface's noise, so ``psr`` is what tells evidence
+    from chance (unrelated windows: ≈4–7).
     """
     if flight.shape != baseline.shape or flight.ndim != 2:
         raise ValueError(f"need equal 2-D windows, got {flight.shape} and {baseline.shape}")
     if valid is None:
         valid = np.ones(flight.shape, dtype=bool)
-    sx, sy, response = _correlate(flight, baseline, valid)
+    sx, sy, response, psr = _correlate(flight, baseline, valid, with_psr=True)
     ix, iy = int(round(sx)), int(round(sy))
     h, w = flight.shape
     if max(abs(ix), abs(iy)) >= 2 and abs(ix) < w // 3 and abs(iy) < h // 3:
@@ -136,17 +97,41 @@ def phase_shift(
         h2, w2 = (h - abs(iy)) // 16 * 16, (w - abs(ix)) // 16 * 16
         fa = (slice(max(0, -iy), max(0, -iy) + h2), slice(max(0, -ix), max(0, -ix) + w2))
         fb = (slice(max(0, iy), max(0, iy) + h2), slice(max(0, ix), max(0, ix) + w2))
-        rx, ry, r2 = _correlate(flight[fa], baseline[fb], valid[fa] & valid[fb])
+        rx, ry, r2, _ = _correlate(flight[fa], baseline[fb], valid[fa] & valid[fb])
         if r2 >= 0.5 * response and max(abs(rx), abs(ry)) < 1.5:
-            return ix + rx, iy + ry, r2
-    return sx, sy, response
+            return PhaseShift(ix + rx, iy + ry, r2, psr)
+    return PhaseShift(sx, sy, response, psr)
 
 
-def _correlate(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> tuple[float, float, float]:
+def _correlate(
+    a: np.ndarray, b: np.ndarray, valid: np.ndarray, with_psr: bool = False
+) -> tuple[float, float, float, float]:
     pa, pb = _prepare(a, valid), _prepare(b, valid)
     hann = cv2.createHanningWindow(pa.shape[::-1], cv2.CV_32F)
     (sx, sy), response = cv2.phaseCorrelate(pa, pb, hann)
-    return float(sx), float(sy), float(response)
+    psr = _psr(pa * hann, pb * hann) if with_psr else float("nan")
+    return float(sx), float(sy), float(response), psr
+
+
+def _psr(a: np.ndarray, b: np.ndarray, exclude: int = 5) -> float:
+    """Peak-to-sidelobe ratio of the phase-correlation surface of two windowed images."""
+    fa, fb = np.fft.rfft2(a), np.fft.rfft2(b)
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-9 * float(np.abs(cross).max() + 1e-30)
+    surface = np.fft.irfft2(cross, s=a.shape)
+    i, j = np.unravel_index(int(np.argmax(surface)), surface.shape)
+    peak = float(surface[i, j])
+    side = np.ones(surface.shape, dtype=bool)
+    rows = np.arange(i - exclude, i + exclude + 1) % surface.shape[0]
+    cols = np.arange(j - exclude, j + exclude + 1) % surface.shape[1]
+    side[np.ix_(rows, cols)] = False
+    rest = surface[side]
+    sd = float(rest.std())
+    return (peak - float(rest.mean())) / sd if sd > 0 else 0.0
+
+
+#: largest linear part (rotation ≈ radians, scale - 1) an affine correction may have (≈ 2.9°, 5 %)
+MAX_AFFINE_LINEAR = 0.05
 
 
 def _shift_affine(sx_m: float, sy_m: float) -> Affine:
@@ -154,35 +139,49 @@ def _shift_affine(sx_m: float, sy_m: float) -> Affine:
 
 
 def fit_correction(
-    estimates: Sequence[ShiftEstimate], gsd: float, allow_affine: bool = True
+    estimates: Sequence[ShiftEstimate],
+    gsd: float,
+    allow_affine: bool = True,
+    tol_m: float | None = None,
 ) -> tuple[Affine, np.ndarray, bool]:
     """Robust map-space update ``D`` (apply as ``C_new = C_old @ D``) from shift estimates.
 
-    Returns ``(D, inlier_mask, is_affine)``. Shift: component-wise median. Affine (needs >= 6
-    estimates spread in space): iteratively reweighted least squares dropping > 3 MAD outliers,
-    kept only when it explains the data clearly better than the shift (a rotation/scale is
-    detectable).
+    Returns ``(D, inlier_mask, is_affine)``. Shift: the consensus of the estimates — the one
+    with the most support (estimates within ``tol_m``, default ``gsd``, weighted by their peak
+    significance) seeds the inliers, whose weighted mean is the shift. Real pairs disagree
+    locally (roofs lean differently between two ortho products, new buildings bias windows), so
+    a median of few estimates can land between clusters; the consensus cannot. Affine (needs
+    >= 6 estimates spread in space): iteratively reweighted least squares dropping > 3 MAD
+    outliers, kept only when it explains the data clearly better than the shift (a
+    rotation/scale is detectable).
     """
     n = len(estimates)
     if n == 0:
         return Affine.identity(), np.zeros(0, dtype=bool), False
+    tol = max(tol_m if tol_m is not None else gsd, 0.5 * gsd)
     p = np.array([[e.x, e.y] for e in estimates])
     # displacement in map metres: x right, y up (grid rows run south)
     d = np.array([[e.sx * gsd, -e.sy * gsd] for e in estimates])
-    med = np.median(d, axis=0)
-    res = np.linalg.norm(d - med, axis=1)
-    mad = np.median(res) * 1.4826
-    inl = res <= max(3.0 * mad, 0.5 * gsd)
-    shift = d[inl].mean(axis=0) if inl.sum() >= 3 else med
-    shift_rms = float(np.sqrt(np.mean(np.sum((d[inl] - shift) ** 2, axis=1))))
+    w = np.array([max(float(e.psr), 1e-3) for e in estimates])
+    pair_d = np.linalg.norm(d[:, None, :] - d[None, :, :], axis=2)
+    support = ((pair_d <= tol) * w[None, :]).sum(axis=1)
+    seed = d[int(np.argmax(support))]
+    inl = np.linalg.norm(d - seed, axis=1) <= tol
+    shift = np.average(d[inl], axis=0, weights=w[inl])
+    inl = np.linalg.norm(d - shift, axis=1) <= tol
+    if inl.any():
+        shift = np.average(d[inl], axis=0, weights=w[inl])
     best = _shift_affine(float(shift[0]), float(shift[1]))
-    if not allow_affine or inl.sum() < 6:
+    if not allow_affine or n < 6:
         return best, inl, False
-    p0 = p[inl].mean(axis=0)
-    span = np.ptp(p[inl], axis=0)
+    span = np.ptp(p, axis=0)
     if span.min() < 10 * gsd:
         return best, inl, False
-    a_inl = inl.copy()
+    # a rotation/scale spreads the shifts linearly across the scene, so few agree on one shift:
+    # then the affine starts from every estimate and drops outliers itself
+    fallback = inl.sum() < 6
+    a_inl = np.ones(n, dtype=bool) if fallback else inl.copy()
+    p0 = p[a_inl].mean(axis=0)
     coef = np.zeros((3, 2))
     for _ in range(4):
         x = np.column_stack([p[a_inl] - p0, np.ones(a_inl.sum())])
@@ -190,16 +189,24 @@ def fit_correction(
         pred = np.column_stack([p - p0, np.ones(n)]) @ coef
         r = np.linalg.norm(d - pred, axis=1)
         rmad = np.median(r[a_inl]) * 1.4826
-        new = r <= max(3.0 * rmad, 0.5 * gsd)
+        new = r <= min(max(3.0 * rmad, 0.5 * gsd), max(tol, 0.5 * gsd))
         if new.sum() < 6 or (new == a_inl).all():
             break
         a_inl = new
+    if a_inl.sum() < 6 or (fallback and a_inl.sum() < 0.75 * n):
+        # started from every estimate, the affine must explain nearly all of them
+        return best, inl, False
     pred = np.column_stack([p[a_inl] - p0, np.ones(a_inl.sum())]) @ coef
     aff_rms = float(np.sqrt(np.mean(np.sum((d[a_inl] - pred) ** 2, axis=1))))
+    # the shift's misfit on the same estimates the affine explains
+    shift_rms = float(np.sqrt(np.mean(np.sum((d[a_inl] - d[a_inl].mean(axis=0)) ** 2, axis=1))))
     # max displacement difference the linear part makes across the sampled area
     lin = coef[:2].T
     spread = float(np.abs(lin @ (span / 2.0)).max())
-    if spread > 0.5 * gsd and aff_rms < 0.7 * shift_rms:
+    # a georeferencing error rotates/scales by a few degrees/percent at most: beyond that the
+    # "affine" is fitting changed content, not misregistration
+    plausible = float(np.abs(lin).max()) <= MAX_AFFINE_LINEAR
+    if plausible and spread > 0.5 * gsd and aff_rms < 0.7 * shift_rms:
         # D(q) = q + lin (q - p0) + t  (q in map coords)
         m = np.eye(2) + lin
         t = coef[2] - lin @ p0
@@ -214,97 +221,109 @@ _MODES: dict[tuple[bool, bool], RegistrationMode] = {
     (True, True): "affine+local",
 }
 
-#: ``measure(correction)`` or ``measure(correction, local_field)`` -> one estimate per sub-window
-Measure = Callable[..., list[ShiftEstimate | None]]
-
 
 def _pick(ests: Sequence[ShiftEstimate | None], idx: Sequence[int]) -> list[ShiftEstimate]:
     return [e for e in (ests[i] for i in idx) if e is not None]
 
 
 def _magnitudes(ests: Sequence[ShiftEstimate]) -> np.ndarray:
-    return np.array([np.hypot(e.sx, e.sy) for e in ests])
+    return np.array([e.magnitude for e in ests])
 
 
 def coregister(
     measure: Measure,
     cells: Sequence[BaseGeometry],
     gsd: float,
+    gate: Gate,
     *,
-    max_residual_m: float = 0.5,
-    max_window_residual_m: float | None = None,
-    min_estimates: int = 4,
-    min_confidence: float = 0.1,
     area: BaseGeometry | None = None,
     local_measure: Measure | None = None,
     max_local_m: float = 3.0,
     min_local_px: float = 0.5,
 ) -> Registration:
-    """Estimate, apply, verify and gate the correction.
+    """Estimate, apply, verify and gate the correction (outcomes: :mod:`geo.registration`).
 
     ``measure(C)`` returns one estimate (or None where the window has too little texture/valid
-    data) per sub-window, measured with the baseline read through correction ``C``; ``cells[i]``
-    is the map area sub-window ``i`` stands for (used for ``failed_areas``); ``area`` (default:
-    the union of the cells) is what a global gate failure marks failed.
+    data) per sub-window, measured with the baseline read through correction ``C`` on a working
+    grid of ``gsd`` m; ``cells[i]`` is the map area sub-window ``i`` stands for; ``area``
+    (default: the union of the cells) is what a failed pair marks not comparable.
 
-    The gate fails when the median residual exceeds ``max_residual_m``; a single sub-window is
-    marked failed when its own residual exceeds ``max_window_residual_m`` (default, and never
-    less than, ``max_residual_m``): one window's estimate is noisier than the median (changes in
-    it bias it), so a tight global gate need not throw away the areas of noisy windows.
-
-    ``local_measure`` (None = no local correction) measures a denser set of sub-windows; their
-    residuals after the global fit give a local field (:func:`geo.coreg_local.fit_local_field`,
-    clamped to ``max_local_m``, none below ``min_local_px``) that is kept only when it makes the
-    verification better (fewer sub-windows above the window bound, lower mean residual). The
-    gate's statistics and ``failed_areas`` are those measured with everything applied.
+    * Fewer than ``gate.min_estimates`` confident sub-windows (``psr >= gate.min_psr``): the
+      pair is ``unverified`` and used as georeferenced (nothing is marked, nothing corrected).
+    * Otherwise a robust global shift (or affine) is fitted, verified by measuring again, and
+      ``local_measure`` (dense sub-windows; None = no local correction) may add a local field
+      (:func:`geo.coreg_local.local_pass`, kept only when verification improves).
+    * The pair ``failed`` when the median residual stays above ``gate.max_residual_px`` or more
+      than half the verified sub-windows stay above ``gate.max_window_px`` (estimates that
+      contradict each other); else it is ``verified`` and the cells of sub-windows above the
+      window bound are ``not_comparable``.
     """
     whole = area if area is not None else shapely.union_all(list(cells))
-    max_px = max_residual_m / gsd
-    window_m = max(max_residual_m, max_window_residual_m or max_residual_m)
-    window_px = window_m / gsd
+    to_ref = gsd / gate.ref_gsd  # working px -> reference px
+    max_px = gate.max_residual_px / to_ref  # in working px
+    window_px = gate.max_window_px / to_ref
     n_windows = len(cells)
 
     def confident(ests: list[ShiftEstimate | None]) -> list[int]:
-        return [i for i, e in enumerate(ests) if e is not None and e.confidence >= min_confidence]
+        return [i for i, e in enumerate(ests) if e is not None and e.psr >= gate.min_psr]
+
+    def base(**kw: object) -> Registration:
+        return Registration(gsd=gsd, gate=gate, n_windows=n_windows, **kw)  # type: ignore[arg-type]
 
     first = measure(Affine.identity())
     idx = confident(first)
-    if len(idx) < min_estimates:
-        return _failed(
-            whole,
-            n_windows,
-            first,
-            idx,
-            f"co-registration gate: only {len(idx)} of {n_windows} sub-windows gave a confident "
-            f"shift estimate (need {min_estimates}); the epochs may not show the same place, "
-            "or the common area lacks texture",
+    if len(idx) < gate.min_estimates:
+        return _unverified(
+            base(n_estimates=len(idx), estimates=tuple(_pick(first, idx))),
+            f"only {len(idx)} of {n_windows} sub-windows gave a confident shift estimate "
+            f"(need {gate.min_estimates})",
         )
     ests = _pick(first, idx)
-    update, _, is_aff = fit_correction(ests, gsd)
-    correction = update
+    correction, agree, is_aff = fit_correction(ests, gsd, tol_m=gate.max_window_m / 2)
+    if int(agree.sum()) < gate.min_estimates:
+        # chance peaks (unrelated or wholly changed content) scatter; a real misregistration
+        # shows as a group of windows that agree on it
+        return _unverified(
+            base(n_estimates=len(idx), estimates=tuple(ests)),
+            f"{len(idx)} of {n_windows} sub-windows gave a confident shift estimate but at most "
+            f"{int(agree.sum())} agree on one shift (need {gate.min_estimates})",
+        )
     verify = measure(correction)
     vidx = confident(verify)
     # second pass: fold any remaining global shift in
-    if len(vidx) >= min_estimates:
+    if len(vidx) >= gate.min_estimates:
         vest = _pick(verify, vidx)
         if np.median(_magnitudes(vest)) > 0.1:
-            upd2, _, _ = fit_correction(vest, gsd, allow_affine=False)
+            upd2, _, _ = fit_correction(vest, gsd, allow_affine=False, tol_m=gate.max_window_m / 2)
             cand = correction @ upd2
             verify2 = measure(cand)
             v2 = confident(verify2)
-            if len(v2) >= min_estimates:
+            if len(v2) >= gate.min_estimates:
                 m1 = np.median(_magnitudes(vest))
                 m2 = np.median(_magnitudes(_pick(verify2, v2)))
                 if m2 < m1:
                     correction, verify, vidx = cand, verify2, v2
-    if len(vidx) < min_estimates:
-        return _failed(
-            whole,
-            n_windows,
-            first,
-            idx,
-            f"co-registration gate: after correction only {len(vidx)} of {n_windows} "
-            "sub-windows could be verified; the correction is not trustworthy",
+    reg = base(
+        n_estimates=len(idx),
+        correction=correction,
+        affine=correction if is_aff else None,
+        estimates=tuple(ests),
+        dx_m=float(correction.c),
+        dy_m=float(correction.f),
+    )
+    if is_aff:  # report the shift at the centre of the measured area
+        cx = float(np.mean([e.x for e in ests]))
+        cy = float(np.mean([e.y for e in ests]))
+        tx, ty = correction @ (cx, cy)
+        reg.dx_m, reg.dy_m = tx - cx, ty - cy
+    shift = f"shift ({reg.dx_m:+.2f}, {reg.dy_m:+.2f}) m" + (" + affine" if is_aff else "")
+    if len(vidx) < gate.min_estimates:
+        # the correction came from confident, agreeing estimates but could not be re-measured
+        reg.mode = _MODES[(is_aff, False)]
+        return _unverified(
+            reg,
+            f"{shift} estimated from {len(idx)} of {n_windows} sub-windows, but only "
+            f"{len(vidx)} could be verified after applying it",
         )
     local: LocalField | None = None
     if local_measure is not None:
@@ -317,75 +336,73 @@ def coregister(
             gsd,
             window_px=window_px,
             max_px=max_px,
-            min_estimates=min_estimates,
-            min_confidence=min_confidence,
+            min_estimates=gate.min_estimates,
+            min_psr=gate.min_psr,
             max_local_m=max_local_m,
             min_local_px=min_local_px,
         )
     vest = _pick(verify, vidx)
     mags = _magnitudes(vest)
-    residual = float(np.median(mags))
-    bad = [vidx[k] for k in range(len(vidx)) if mags[k] > window_px]
-    failed = shapely.union_all([cells[i] for i in bad]) if bad else shapely.Polygon()
-    conf = float(np.median([e.confidence for e in vest]))
-    reg = Registration(
-        dx_m=float(correction.c) if not is_aff else 0.0,
-        dy_m=float(correction.f) if not is_aff else 0.0,
-        affine=correction if is_aff else None,
-        residual_px=residual,
-        n_estimates=len(idx),
-        n_windows=n_windows,
-        confidence=conf,
-        correction=correction,
-        estimates=tuple(ests),
-        residuals=tuple(vest),
-        failed_areas=failed,
-        mode=_MODES[(is_aff, local is not None)],
-        local=local,
-    )
-    if is_aff:  # report the shift at the centre of the measured area
-        cx = float(np.mean([e.x for e in ests]))
-        cy = float(np.mean([e.y for e in ests]))
-        tx, ty = correction @ (cx, cy)
-        reg.dx_m, reg.dy_m = tx - cx, ty - cy
-    shift = f"shift ({reg.dx_m:+.2f}, {reg.dy_m:+.2f}) m" + (" + affine" if is_aff else "")
+    weights = np.array([e.psr for e in vest])
+    # strong peaks are better evidence than marginal ones: both the residual and the share of
+    # sub-windows above the window bound are weighted by peak significance
+    residual = _weighted_median(mags, weights)
+    is_bad = mags > window_px
+    bad = [vidx[k] for k in np.flatnonzero(is_bad)]
+    bad_share = float(weights[is_bad].sum() / weights.sum())
+    reg.residual_px = residual
+    reg.residuals = tuple(vest)
+    reg.confidence = float(np.median([e.confidence for e in vest]))
+    reg.local = local
+    reg.mode = _MODES[(is_aff, local is not None)]
     if local is not None:
         shift += f" + local field ({local.describe()})"
-    if residual > max_px or len(bad) > len(vidx) // 2:
-        reg.gate_passed = False
-        reg.failed_areas = whole
+    res_txt = f"residual {residual * to_ref:.2f} px ({residual * gsd:.2f} m)"
+    if residual > max_px or bad_share > 0.5:
+        reg.status = "failed"
+        reg.not_comparable = whole
         reg.message = (
-            f"co-registration gate: residual {residual:.2f} px ({residual * gsd:.2f} m) after "
-            f"{shift} exceeds {max_residual_m} m ({len(bad)} of {len(vidx)} sub-windows above "
-            f"{window_m} m); "
-            "the whole pair is marked failed (compare with a better-registered baseline or raise "
-            "max_residual_m)"
+            f"co-registration failed: {res_txt} after {shift} exceeds the {gate.describe()} "
+            f"({len(bad)} of {len(vidx)} sub-windows above the window bound); the whole "
+            "common area is not comparable (use a better-registered baseline, or raise "
+            "coreg.max_residual_px)"
         )
-    else:
-        reg.message = (
-            f"co-registered: {shift}, residual {residual:.2f} px ({residual * gsd:.2f} m) from "
-            f"{len(idx)}/{n_windows} sub-windows, confidence {conf:.2f}"
-            + (f"; {len(bad)} sub-window area(s) above {window_m} m marked failed" if bad else "")
+        log.info(reg.message)  # the caller decides: an error where nothing else is compared
+        return reg
+    reg.status = "verified"
+    reg.not_comparable = shapely.union_all([cells[i] for i in bad]) if bad else shapely.Polygon()
+    reg.message = (
+        f"co-registered: {shift}, {res_txt} from {len(idx)}/{n_windows} sub-windows, "
+        f"confidence {reg.confidence:.2f}"
+        + (
+            f"; {len(bad)} sub-window area(s) above {gate.max_window_px:g} px "
+            f"({gate.max_window_m:.2f} m) not comparable"
+            if bad
+            else ""
         )
+    )
     log.info(reg.message)
     return reg
 
 
-def _failed(
-    whole: BaseGeometry,
-    n_windows: int,
-    ests: list[ShiftEstimate | None],
-    idx: list[int],
-    message: str,
-) -> Registration:
-    log.warning(message)
-    good = _pick(ests, idx)
-    return Registration(
-        n_estimates=len(idx),
-        n_windows=n_windows,
-        confidence=float(np.median([e.confidence for e in good])) if good else 0.0,
-        gate_passed=False,
-        failed_areas=whole,
-        message=message,
-        estimates=tuple(good),
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which half the total weight lies at or below (weights > 0).
+
+    >>> _weighted_median(np.array([0.1, 9.0, 14.0]), np.array([54.0, 14.0, 32.0]))
+    0.1
+    """
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
+
+
+def _unverified(reg: Registration, why: str) -> Registration:
+    reg.status = "unverified"
+    reg.message = (
+        f"co-registration unverified: {why}; the baseline is used as georeferenced"
+        + (" with that correction" if reg.correction != Affine.identity() else "")
+        + " (a scene that changed a lot, or little texture in common); leads are marked "
+        "coreg_status=unverified"
     )
+    log.warning(reg.message)
+    return reg

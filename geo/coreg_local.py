@@ -3,12 +3,12 @@
 A baseline whose misregistration varies across the scene (an uncorrected DEM, a mosaic seam)
 leaves residuals after the global shift/affine of :mod:`geo.coreg` that differ from place to
 place. :func:`fit_local_field` turns the residual estimates of many sub-windows into a
-:class:`LocalField` — a regular grid of residual displacements (map metres) built with a
+:class:`~geo.registration.LocalField` — a regular grid of residual displacements (map metres) built with a
 neighbourhood median (robust to single changed windows, and it keeps a seam a seam instead of
 smearing it), clamped to a maximum magnitude. :func:`remap_tile` applies the field per pixel to
 a baseline tile read with a margin (``cv2.remap``).
 
-Convention (as :mod:`geo.coreg`): the field's value ``d(q)`` at flight map point ``q`` is the
+Convention (as :mod:`geo.registration`): the field's value ``d(q)`` at flight map point ``q`` is the
 displacement to add before the global correction ``C``: the baseline pixel shown at ``q`` is the
 one at ``C(q + d(q))``. ``d`` is in metres, x east, y north. Pure functions, no IO.
 """
@@ -17,83 +17,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from affine import Affine
 
-if TYPE_CHECKING:  # geo.coreg imports this module
-    from geo.coreg import Measure, ShiftEstimate
+from geo.registration import LocalField, Measure, ShiftEstimate
 
-__all__ = ["LocalField", "fit_local_field", "local_pass", "remap_tile"]
+__all__ = ["fit_local_field", "refine_field", "local_pass", "remap_tile"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, eq=False)
-class LocalField:
-    """Residual displacements on a regular node grid (north-up, rows run south).
-
-    Node ``(i, j)`` sits at map ``(x0 + j * step, y0 - i * step)``; ``dx``/``dy`` are
-    ``(rows, cols)`` arrays of metres. Between nodes the field is bilinear; beyond the outer
-    nodes it is constant (the edge value).
-    """
-
-    x0: float
-    y0: float
-    step: float
-    dx: np.ndarray
-    dy: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(rows, cols) of the node grid."""
-        return (int(self.dx.shape[0]), int(self.dx.shape[1]))
-
-    @property
-    def max_m(self) -> float:
-        """Largest displacement magnitude over the nodes (m)."""
-        return float(np.hypot(self.dx, self.dy).max()) if self.dx.size else 0.0
-
-    def at(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """Bilinear ``(dx, dy)`` (m) at map points ``x``, ``y`` (arrays broadcast together)."""
-        rows, cols = self.shape
-        fj = np.clip((np.asarray(x, dtype=np.float64) - self.x0) / self.step, 0, cols - 1)
-        fi = np.clip((self.y0 - np.asarray(y, dtype=np.float64)) / self.step, 0, rows - 1)
-        j0 = np.minimum(np.floor(fj).astype(int), max(cols - 2, 0))
-        i0 = np.minimum(np.floor(fi).astype(int), max(rows - 2, 0))
-        j1, i1 = np.minimum(j0 + 1, cols - 1), np.minimum(i0 + 1, rows - 1)
-        tj, ti = fj - j0, fi - i0
-
-        def interp(a: np.ndarray) -> np.ndarray:
-            top = a[i0, j0] * (1 - tj) + a[i0, j1] * tj
-            bottom = a[i1, j0] * (1 - tj) + a[i1, j1] * tj
-            return np.asarray(top * (1 - ti) + bottom * ti)
-
-        return interp(self.dx), interp(self.dy)
-
-    def nodes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Map ``(x, y)`` of every node, each a ``(rows, cols)`` array."""
-        rows, cols = self.shape
-        xs = self.x0 + self.step * np.arange(cols)
-        ys = self.y0 - self.step * np.arange(rows)
-        return np.broadcast_to(xs[None, :], (rows, cols)), np.broadcast_to(
-            ys[:, None], (rows, cols)
-        )
-
-    def refined(self, update: LocalField, max_shift_m: float = 3.0) -> LocalField:
-        """This field plus ``update`` (a residual field measured with this one applied),
-        sampled at this field's nodes and clamped to ``max_shift_m``."""
-        ux, uy = update.at(*self.nodes())
-        dx, dy = _clamp(self.dx + ux, self.dy + uy, max_shift_m)
-        return LocalField(self.x0, self.y0, self.step, dx, dy)
-
-    def describe(self) -> str:
-        """One line: node grid and largest displacement."""
-        rows, cols = self.shape
-        return f"{cols} x {rows} nodes every {self.step:.1f} m, max {self.max_m:.2f} m"
+def refine_field(base: LocalField, update: LocalField, max_shift_m: float = 3.0) -> LocalField:
+    """``base`` plus ``update`` (a residual field measured with ``base`` applied), sampled at
+    ``base``'s nodes and clamped to ``max_shift_m``."""
+    ux, uy = update.at(*base.nodes())
+    dx, dy = _clamp(base.dx + ux, base.dy + uy, max_shift_m)
+    return LocalField(base.x0, base.y0, base.step, dx, dy)
 
 
 def fit_local_field(
@@ -198,7 +139,7 @@ def local_pass(
     window_px: float,
     max_px: float,
     min_estimates: int,
-    min_confidence: float,
+    min_psr: float,
     max_local_m: float,
     min_local_px: float,
 ) -> tuple[LocalField | None, list[ShiftEstimate | None], list[int]]:
@@ -214,7 +155,7 @@ def local_pass(
 
     def dense(field: LocalField | None) -> list[ShiftEstimate]:
         ests = local_measure(correction) if field is None else local_measure(correction, field)
-        return [e for e in ests if e is not None and e.confidence >= min_confidence]
+        return [e for e in ests if e is not None and e.psr >= min_psr]
 
     local = fit_local_field(dense(None), gsd, max_shift_m=max_local_m, min_shift_px=min_local_px)
     if local is None:
@@ -222,9 +163,9 @@ def local_pass(
     # one refinement: large shifts are measured a little short; measure again with the field on
     update = fit_local_field(dense(local), gsd, max_shift_m=max_local_m, min_shift_px=0.0)
     if update is not None:
-        local = local.refined(update, max_local_m)
+        local = refine_field(local, update, max_local_m)
     after = measure(correction, local)
-    aidx = [i for i, e in enumerate(after) if e is not None and e.confidence >= min_confidence]
+    aidx = [i for i, e in enumerate(after) if e is not None and e.psr >= min_psr]
     if len(aidx) < min_estimates:
         log.info("local field dropped: only %d sub-windows verified with it", len(aidx))
         return None, verify, vidx

@@ -32,6 +32,7 @@ __all__ = [
     "working_crs_for",
     "reproject_geometry",
     "linear_unit_is_metre",
+    "ground_gsd_m",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,3 +115,22 @@ def reproject_geometry(
         geom = shapely.segmentize(geom, densify)
     tr = Transformer.from_crs(src, dst, always_xy=True)
     return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def ground_gsd_m(
+    crs: CRS, bounds: tuple[float, float, float, float], res: float, path: str | Path = "raster"
+) -> float:
+    """The ground size (m) of a ``res``-unit pixel at the centre of ``bounds`` in ``crs``.
+
+    Measured in the working CRS (:func:`working_crs_for`), so degrees and web-mercator metres
+    come out as true metres on the ground.
+    """
+    work = working_crs_for(crs, bounds, path)
+    cx, cy = (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0
+    if work == crs:
+        return float(res)
+    tr = Transformer.from_crs(crs, work, always_xy=True)
+    x0, y0 = tr.transform(cx, cy)
+    x1, y1 = tr.transform(cx + res, cy)
+    x2, y2 = tr.transform(cx, cy + res)
+    return float(min(math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x0, y2 - y0)))

@@ -1,5 +1,5 @@
 """Setting up a flight/baseline pair: scan each epoch, choose the working grid, place the
-co-registration sub-windows and measure them, and compute the radiometric LUTs.
+co-registration sub-windows, measure and register them, and compute the radiometric LUTs.
 
 IO happens here (decimated reads and sub-window reads); the maths lives in :mod:`geo.coreg`,
 :mod:`geo.radiometry`, :mod:`geo.coverage` and :mod:`geo.windows`.
@@ -21,12 +21,13 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
-from geo.coreg import Measure, ShiftEstimate, phase_shift, texture_score
-from geo.coreg_local import LocalField
+from geo.coreg import coregister, phase_shift, texture_score
 from geo.coverage import mask_footprint
-from geo.crs import reproject_geometry, working_crs_for
+from geo.crs import ground_gsd_m, reproject_geometry, working_crs_for
+from geo.errors import RasterError
 from geo.radiometry import match_luts
 from geo.raster import Stretch, compute_stretch, open_raster, read_decimated, rgb_bands
+from geo.registration import Gate, LocalField, Measure, Registration, ShiftEstimate
 from geo.warp import EpochReader, EpochSpec
 from geo.windows import Grid, TileWindow, bounds_to_window, grid_for_bounds
 
@@ -36,6 +37,7 @@ __all__ = [
     "working_grid",
     "coreg_windows",
     "make_measure",
+    "register_pair",
     "pair_luts",
 ]
 
@@ -49,7 +51,8 @@ class EpochScan:
     path: str
     crs: CRS
     bounds: tuple[float, float, float, float]
-    res: float
+    res: float  # native pixel size in CRS units
+    gsd_m: float  # native pixel size on the ground (m)
     stretch: Stretch
     preview: np.ndarray  # (3, h, w) uint8, stretched
     valid: np.ndarray  # (h, w) bool
@@ -64,16 +67,36 @@ def scan_epoch(path: str | Path, role: str) -> EpochScan:
         data, valid, tr = read_decimated(ds, bands, path=f"{role} {path}")
         stretch = compute_stretch(data, valid, ds.dtypes[0])
         footprint = mask_footprint(valid, tr, path=f"{role} {path}")
+        _refuse_blank(data, valid, f"{role} {path}")
+        bounds: tuple[float, float, float, float] = tuple(ds.bounds)  # type: ignore[assignment]
+        res = float(min(abs(ds.res[0]), abs(ds.res[1])))
         return EpochScan(
             path=str(path),
             crs=ds.crs,
-            bounds=tuple(ds.bounds),  # type: ignore[arg-type]
-            res=float(min(abs(ds.res[0]), abs(ds.res[1]))),
+            bounds=bounds,
+            res=res,
+            gsd_m=ground_gsd_m(ds.crs, bounds, res, f"{role} {path}"),
             stretch=stretch,
             preview=stretch.apply(data),
             valid=valid,
             preview_transform=tr,
             footprint=footprint,
+        )
+
+
+#: a valid area whose every band varies by less than this (DN, 8-bit scale) is blank
+BLANK_STD = 0.5
+
+
+def _refuse_blank(data: np.ndarray, valid: np.ndarray, name: str) -> None:
+    """One clear error when the valid pixels are one colour: nothing to compare with."""
+    px = data[:, valid].astype(np.float64)
+    scale = 255.0 / max(float(px.max()), 255.0) if px.size else 1.0
+    if px.size and float((px * scale).std(axis=1).max()) < BLANK_STD:
+        raise RasterError(
+            f"{name}: the image is blank (one colour, {px[:, 0].astype(int).tolist()}, over all "
+            "its valid pixels): nothing to compare; check the export, or set its nodata value "
+            "so the blank area counts as no data"
         )
 
 
@@ -93,10 +116,14 @@ def coreg_windows(
     common: BaseGeometry, grid: Grid, win_px: int = 256, max_windows: int = 36
 ) -> tuple[list[TileWindow], list[BaseGeometry]]:
     """Sub-windows (``win_px`` square on the grid) inside the common area, on a regular layout,
-    and the cell (map area) each one stands for."""
+    and the cell (map area) each one stands for.
+
+    Up to ``max_windows`` windows; on a small common area they overlap (spacing down to half a
+    window), so a small pair still gets enough independent looks for a robust decision.
+    """
     for size in (win_px, win_px // 2, win_px // 4):
         win_m = size * grid.gsd
-        spacing = max(win_m, math.sqrt(max(common.area, 1.0) / max_windows))
+        spacing = max(win_m / 2.0, math.sqrt(max(common.area, 1.0) / max_windows))
         minx, miny, maxx, maxy = common.bounds
         nx = max(1, int((maxx - minx) // spacing))
         ny = max(1, int((maxy - miny) // spacing))
@@ -137,7 +164,7 @@ def make_measure(
     grays = [(rgb.mean(axis=2), v) for rgb, v in flights]
 
     def measure(correction: Affine, local: LocalField | None = None) -> list[ShiftEstimate | None]:
-        br = EpochReader(baseline.with_correction(correction).with_local(local))
+        br = EpochReader(baseline.aligned(correction, local))
         out: list[ShiftEstimate | None] = []
         try:
             for w, (fg, fv) in zip(windows, grays, strict=True):
@@ -146,14 +173,44 @@ def make_measure(
                 if valid.mean() < min_valid or texture_score(fg, valid) < min_texture:
                     out.append(None)
                     continue
-                sx, sy, conf = phase_shift(fg, brgb.mean(axis=2), valid)
+                ps = phase_shift(fg, brgb.mean(axis=2), valid)
                 cx, cy = w.transform(flight.grid.transform) @ (w.width / 2, w.height / 2)
-                out.append(ShiftEstimate(cx, cy, sx, sy, conf))
+                out.append(ShiftEstimate(cx, cy, ps.sx, ps.sy, ps.confidence, ps.psr))
         finally:
             br.close()
         return out
 
     return measure
+
+
+def register_pair(
+    flight: EpochSpec,
+    baseline: EpochSpec,
+    common: BaseGeometry,
+    gate: Gate,
+    *,
+    local: bool = True,
+    max_local_m: float = 3.0,
+) -> Registration:
+    """Measure sub-windows of the common area and register the baseline to the flight.
+
+    Global (up to 36 sub-windows of 256 px), then, with ``local``, a local field measured on up
+    to 144 sub-windows of 128 px; see :func:`geo.coreg.coregister` for the outcomes.
+    """
+    windows, cells = coreg_windows(common, flight.grid)
+    dense: Measure | None = None
+    if local:
+        dense_windows, _ = coreg_windows(common, flight.grid, win_px=128, max_windows=144)
+        dense = make_measure(flight, baseline, dense_windows)
+    return coregister(
+        make_measure(flight, baseline, windows),
+        cells,
+        flight.grid.gsd,
+        gate,
+        area=common,
+        local_measure=dense,
+        max_local_m=max_local_m,
+    )
 
 
 def pair_luts(flight: EpochScan, baseline: EpochScan, common: BaseGeometry, crs: CRS) -> np.ndarray:

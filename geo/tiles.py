@@ -8,7 +8,7 @@ Usage::
 
 Tiles are all ``size`` × ``size``; at the right/bottom edge of the working grid they are
 **padded** with zeros and ``valid=False`` (the overlap between neighbours is always exactly
-``overlap``). ``tp.valid`` is True where both epochs have data and co-registration did not fail;
+``overlap``). ``tp.valid`` is True where both epochs have data and the area is comparable;
 areas only the flight covers are *unknown* (``pair.footprints.unknown``) and never valid.
 """
 
@@ -32,16 +32,20 @@ from rasterio.crs import CRS
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from geo.coreg import Measure, Registration, coregister
 from geo.coverage import Footprints, pair_footprints
 from geo.errors import ConfigError, CoregistrationError
-from geo.pairing import coreg_windows, make_measure, pair_luts, scan_epoch, working_grid
+from geo.pairing import pair_luts, register_pair, scan_epoch, working_grid
+from geo.registration import DEFAULT_MIN_PSR, Gate, Registration
 from geo.warp import EpochSpec, ReaderPool
 from geo.windows import Grid, TileWindow, bounds_to_window, tile_grid
 
 __all__ = ["open_pair", "ImageryPair", "TilePair", "Registration", "Footprints", "select_tiles"]
 
 log = logging.getLogger(__name__)
+
+#: the gate's defaults, in pixels of the reference GSD (see :func:`open_pair`)
+DEFAULT_MAX_RESIDUAL_PX = 1.0
+DEFAULT_MAX_WINDOW_RESIDUAL_PX = 2.5
 
 #: GDAL block cache cap (bytes) applied by open_pair unless GDAL_CACHEMAX is set by the user
 GDAL_CACHE_BYTES = 256 * 1024 * 1024
@@ -89,7 +93,7 @@ class ImageryPair:
         self.footprints = footprints
         self.registration = registration
         self._pool = ReaderPool()
-        self.usable = shapely.make_valid(footprints.common.difference(registration.failed_areas))
+        self.usable = shapely.make_valid(footprints.common.difference(registration.not_comparable))
 
     # -- the working grid ------------------------------------------------------------------
     @property
@@ -136,7 +140,7 @@ class ImageryPair:
     ) -> TilePair:
         """Read one window of the working grid (may extend past it: padded).
 
-        ``masked=False`` leaves co-registration failures valid (for diagnostics: measuring the
+        ``masked=False`` leaves areas that are not comparable valid (for diagnostics: measuring the
         residual misregistration there); tiles for detection are always masked.
         """
         pool = pool or self._pool
@@ -144,7 +148,7 @@ class ImageryPair:
         b_rgb, b_valid = pool.get(self._baseline).read(win)
         valid = f_valid & b_valid
         transform = win.transform(self.transform)
-        failed = self.registration.failed_areas
+        failed = self.registration.not_comparable
         if masked and not failed.is_empty and valid.any():
             tb = box(*win.bounds(self.transform))
             if failed.intersects(tb):
@@ -220,20 +224,15 @@ class ImageryPair:
         )
 
 
-def _dense_measure(common: BaseGeometry, fspec: EpochSpec, bspec: EpochSpec) -> Measure:
-    """The measurement behind the local field: up to 144 sub-windows of 128 px."""
-    windows, _ = coreg_windows(common, fspec.grid, win_px=128, max_windows=144)
-    return make_measure(fspec, bspec, windows)
-
-
 def open_pair(
     flight_path: str | Path,
     baseline_path: str | Path,
     gsd: float = 0.2,
     *,
     coreg: Literal["auto", "off"] = "auto",
-    max_residual_m: float = 0.1,
-    max_window_residual_m: float | None = 0.5,
+    max_residual_px: float = DEFAULT_MAX_RESIDUAL_PX,
+    max_window_residual_px: float = DEFAULT_MAX_WINDOW_RESIDUAL_PX,
+    min_psr: float = DEFAULT_MIN_PSR,
     radiometric: Literal["histogram", "off"] = "histogram",
     strict: bool = False,
     local: bool = True,
@@ -241,18 +240,20 @@ def open_pair(
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
 
-    The co-registration gate fails when the median residual after correction exceeds
-    ``max_residual_m`` (0.1 m = 0.5 px at 0.2 m); a sub-window whose own residual exceeds
-    ``max_window_residual_m`` (None = ``max_residual_m``) is marked failed (not valid).
+    The baseline's path, in order: open both epochs (:func:`geo.pairing.scan_epoch`) →
+    footprints (:func:`geo.coverage.pair_footprints`) → register
+    (:func:`geo.pairing.register_pair`: global shift/affine, then with ``local`` a local field
+    of at most ``max_local_m``) → readers (:meth:`geo.warp.EpochSpec.aligned`) → tile pairs.
 
-    ``local=True`` adds a local residual-shift field (at most ``max_local_m``) where the
-    misregistration left by the global shift/affine varies across the scene (measured on a
-    denser set of 128 px sub-windows; see :mod:`geo.coreg_local`); it is applied per pixel to
-    every baseline read and the gate judges the pair with it applied. ``local=False`` keeps the
-    global correction only (areas it leaves misregistered are marked failed).
+    The gate is in pixels of the reference GSD (the coarser native GSD of the two epochs, never
+    finer than ``gsd``): the pair fails when the median residual after correction exceeds
+    ``max_residual_px``; a sub-window above ``max_window_residual_px`` makes its area not
+    comparable; an estimate counts when its correlation peak's significance reaches
+    ``min_psr``. Outcomes: :mod:`geo.registration` (``verified``, ``unverified`` — too little
+    evidence, used as georeferenced —, ``failed``).
 
-    ``strict=True`` raises :class:`CoregistrationError` when the gate fails instead of marking
-    the failed areas (the whole common area, for a global failure) as not valid.
+    ``strict=True`` raises :class:`CoregistrationError` when the pair failed instead of marking
+    the whole common area not comparable.
     """
     if coreg not in ("auto", "off"):
         raise ConfigError(f"coreg must be 'auto' or 'off', got {coreg!r}")
@@ -266,9 +267,11 @@ def open_pair(
         current = int(rasterio.env.get_gdal_config("GDAL_CACHEMAX") or 0)
         if current == 0 or current > GDAL_CACHE_BYTES:
             rasterio.env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_BYTES)
+    # open
     fscan = scan_epoch(flight_path, "flight")
     bscan = scan_epoch(baseline_path, "baseline")
     crs, grid = working_grid(fscan, gsd)
+    # footprints
     fp = pair_footprints(
         fscan.footprint,
         fscan.crs,
@@ -282,26 +285,25 @@ def open_pair(
     bspec = EpochSpec(str(baseline_path), grid, crs, bscan.stretch)
     if radiometric == "histogram":
         bspec = bspec.with_lut(pair_luts(fscan, bscan, fp.common, crs))
+    # register
     if coreg == "auto":
-        windows, cells = coreg_windows(fp.common, grid)
-        reg = coregister(
-            make_measure(fspec, bspec, windows),
-            cells,
-            gsd,
-            max_residual_m=max_residual_m,
-            max_window_residual_m=max_window_residual_m,
-            area=fp.common,
-            local_measure=_dense_measure(fp.common, fspec, bspec) if local else None,
-            max_local_m=max_local_m,
-        )
-        if reg.gate_passed or reg.n_estimates:
-            bspec = bspec.with_correction(reg.correction).with_local(reg.local)
+        try:
+            gate = Gate(
+                ref_gsd=max(fscan.gsd_m, bscan.gsd_m, gsd),
+                max_residual_px=max_residual_px,
+                max_window_px=max_window_residual_px,
+                min_psr=min_psr,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"coreg: {exc}") from exc
+        reg = register_pair(fspec, bspec, fp.common, gate, local=local, max_local_m=max_local_m)
     else:
         reg = Registration(
-            message="co-registration off: baseline used as georeferenced (not checked)"
+            status="off",
+            gsd=gsd,
+            message="co-registration off: baseline used as georeferenced (not checked)",
         )
-    if not reg.gate_passed:
-        if strict:
-            raise CoregistrationError(f"{flight_path} vs {baseline_path}: {reg.message}")
-        log.warning("%s vs %s: %s", flight_path, baseline_path, reg.message)
-    return ImageryPair(fspec, bspec, fp, reg)
+    if reg.status == "failed" and strict:
+        raise CoregistrationError(f"{flight_path} vs {baseline_path}: {reg.message}")
+    # readers -> tile pairs
+    return ImageryPair(fspec, bspec.aligned(reg.correction, reg.local), fp, reg)

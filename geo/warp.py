@@ -27,9 +27,10 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geo.coreg_local import LocalField, remap_tile
+from geo.coreg_local import remap_tile
 from geo.errors import RasterError
 from geo.raster import Stretch, overview_level_for, rgb_bands
+from geo.registration import LocalField
 from geo.windows import Grid, TileWindow, clip_window
 
 __all__ = ["EpochSpec", "EpochReader", "ReaderPool"]
@@ -47,22 +48,16 @@ class EpochSpec:
     stretch: Stretch
     correction: Affine = Affine.identity()
     lut: np.ndarray | None = field(default=None, compare=False)
-    #: residual displacement field applied per pixel after ``correction`` (geo.coreg_local)
+    #: residual displacement field applied per pixel before ``correction`` (geo.registration)
     local: LocalField | None = field(default=None, compare=False)
 
-    def with_correction(self, correction: Affine) -> EpochSpec:
-        return EpochSpec(
-            self.path, self.grid, self.crs, self.stretch, correction, self.lut, self.local
-        )
+    def aligned(self, correction: Affine, local: LocalField | None = None) -> EpochSpec:
+        """This epoch read through ``correction`` and the ``local`` field (geo.registration)."""
+        return EpochSpec(self.path, self.grid, self.crs, self.stretch, correction, self.lut, local)
 
     def with_lut(self, lut: np.ndarray | None) -> EpochSpec:
         return EpochSpec(
             self.path, self.grid, self.crs, self.stretch, self.correction, lut, self.local
-        )
-
-    def with_local(self, local: LocalField | None) -> EpochSpec:
-        return EpochSpec(
-            self.path, self.grid, self.crs, self.stretch, self.correction, self.lut, local
         )
 
 

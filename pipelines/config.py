@@ -80,11 +80,22 @@ class CoregConfig(_Strict):
     """Co-registration of the baseline onto the flight (see geo.tiles.open_pair)."""
 
     mode: str = Field("auto", description="passed to open_pair(coreg=...)")
-    max_residual_m: float = Field(
-        0.1, gt=0, description="gate: median residual above this (m) makes the pair unusable"
+    max_residual_px: float = Field(
+        1.0,
+        gt=0,
+        description="gate: median residual after correction above this (px of the coarser "
+        "native GSD, never finer than the working GSD) means the pair is misregistered",
     )
-    max_window_residual_m: float = Field(
-        0.5, gt=0, description="a sub-window whose own residual (m) is above this is not valid"
+    max_window_residual_px: float = Field(
+        2.5,
+        gt=0,
+        description="a sub-window whose own residual (same px) is above this is not comparable",
+    )
+    min_psr: float = Field(
+        10.0,
+        gt=0,
+        description="significance (peak-to-sidelobe ratio) a sub-window's correlation peak needs "
+        "to count as evidence; with fewer than 3 such sub-windows the pair is 'unverified'",
     )
     local: bool = Field(
         True, description="local residual-shift field where misregistration varies (open_pair)"
@@ -93,6 +104,17 @@ class CoregConfig(_Strict):
         "auto",
         description="baseline colour normalisation: auto = as the model card says it was trained",
     )
+
+    def pair_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``geo.tiles.open_pair`` this section sets (not radiometry,
+        which also depends on the model: ``pipelines.detect.radiometric_mode``)."""
+        return {
+            "coreg": self.mode,
+            "max_residual_px": self.max_residual_px,
+            "max_window_residual_px": self.max_window_residual_px,
+            "min_psr": self.min_psr,
+            "local": self.local,
+        }
 
 
 #: default thresholds per class (a class missing from a config file gets these)

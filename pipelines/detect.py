@@ -24,7 +24,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
-from geo.errors import ConfigError, ModelError
+from geo.errors import ConfigError, CoregistrationError, ModelError
 from geo.evidence import write_evidence_pair
 from geo.hashing import file_sha256
 from geo.units import Units, read_layer, read_units
@@ -91,8 +91,12 @@ class LeadsResult:
     dropped: FilterCounts = field(default_factory=FilterCounts)
     registration: dict[str, Any] = field(default_factory=dict)
     coverage_m2: dict[str, float] = field(default_factory=dict)
-    #: valid two-epoch coverage (common footprint minus co-registration failures), pair CRS
+    #: the compared area (common footprint minus what is not comparable), pair CRS
     coverage: shapely.Geometry | None = None
+    #: where both epochs have data but co-registration found them misregistered, pair CRS
+    not_comparable: shapely.Geometry | None = None
+    #: where only the flight has data (no baseline to compare with), pair CRS
+    unknown: shapely.Geometry | None = None
     repairs: list[str] = field(default_factory=list)
     units: Units | None = None
     elapsed_s: float = 0.0
@@ -253,12 +257,10 @@ def detect_leads(
         Path(flight),
         Path(baseline),
         gsd=gsd,
-        coreg=config.coreg.mode,
-        max_residual_m=config.coreg.max_residual_m,
-        max_window_residual_m=config.coreg.max_window_residual_m,
-        local=config.coreg.local,
         radiometric=radiometric_mode(config, model),
+        **config.coreg.pair_kwargs(),
     ) as pair:
+        _require_compared(pair, Path(flight), Path(baseline))
         crs = pair.crs
         repairs: list[str] = []
         units_path = Path(units) if isinstance(units, (str, Path)) else config.units.path
@@ -300,7 +302,7 @@ def detect_leads(
         merged, n_absorbed = merge_candidates(raw, iosa=config.filters.merge_iosa)
         footprints = pair.footprints
         registration = pair.registration
-        failed = getattr(registration, "failed_areas", None)
+        failed = getattr(registration, "not_comparable", None)
         ids = resolve_identity(
             Path(flight), Path(baseline), flight_id=flight_id, flight_date=flight_date
         )
@@ -309,7 +311,7 @@ def detect_leads(
             merged,
             config.filters,
             coverage=footprints.common,
-            failed_areas=failed,
+            not_comparable=failed,
             permits=permits,
             known_buildings=known,
             flight_date=flight_date,
@@ -318,6 +320,7 @@ def detect_leads(
             flight_id=ids.flight_id,
             baseline_id=ids.baseline_id,
             flight_date=flight_date.isoformat() if flight_date else "",
+            coreg_status=str(getattr(registration, "status", "off")),
             model_name=model.name,
             model_sha256=model.sha256,
             thresholds=config.filters.thresholds_json(),
@@ -341,8 +344,10 @@ def detect_leads(
             n_merged_away=n_absorbed,
             dropped=selection.counts,
             registration=registration_dict(registration),
-            coverage_m2=coverage_dict(footprints),
+            coverage_m2=coverage_dict(footprints, registration),
             coverage=usable_coverage(footprints, registration),
+            not_comparable=getattr(registration, "not_comparable", None),
+            unknown=getattr(footprints, "unknown", None),
             repairs=repairs,
             units=unit_layers,
         )
@@ -356,6 +361,17 @@ def detect_leads(
         len(leads),
     )
     return result
+
+
+def _require_compared(pair: Any, flight: Path, baseline: Path) -> None:
+    """Raise (exit 4) when nothing of the pair can be compared: never an empty success."""
+    usable = getattr(pair, "usable", None)
+    if usable is None or usable.area > 0:
+        return
+    reg = pair.registration
+    raise CoregistrationError(
+        f"{flight} vs {baseline}: nothing compared — {getattr(reg, 'message', '')}"
+    )
 
 
 def _write_evidence(pair: Any, leads: gpd.GeoDataFrame, evidence_dir: Path, pad_m: float) -> None:

@@ -71,6 +71,7 @@ def publish_run(
     if maps and config.units.path is not None:
         from pipelines.maps.inputs import load_units
         from pipelines.maps.render import render_all
+        from pipelines.run import read_area_layers
 
         published.maps = render_all(
             outputs.out_dir / "maps",
@@ -81,6 +82,7 @@ def publish_run(
             config=config.maps,
             as_of=flight_date,
             zh=True,
+            areas=read_area_layers([outputs.gpkg]),
         )
     elif maps:
         log.info("no units.path in the config: maps skipped (they rank compounds and villages)")

@@ -36,7 +36,9 @@ __all__ = [
     "RunOutputs",
     "run_flight",
     "write_leads_gpkg",
-    "coverage_layer",
+    "area_layer",
+    "area_layers",
+    "AREA_LAYERS",
     "read_coverage",
     "summary_dict",
     "summary_text",
@@ -74,25 +76,48 @@ def write_leads_gpkg(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
             gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
 
 
-def coverage_layer(result: LeadsResult) -> gpd.GeoDataFrame:
-    """The run's valid two-epoch coverage as a one-row polygon layer (``coverage`` in leads.gpkg).
+#: the area layers written beside ``leads`` in leads.gpkg, and what each holds
+AREA_LAYERS: dict[str, str] = {
+    "coverage": "compared: both epochs have data and are co-registered",
+    "not_comparable": "both epochs have data but are misregistered beyond the gate: not looked at",
+    "unknown": "only the flight has data: no baseline to compare with, not looked at",
+}
 
-    Columns ``flight_id``, ``baseline_id``, ``area_m2`` and a (multi)polygon in the flight's CRS;
-    the geometry is empty when nothing was usable (e.g. the co-registration gate failed
-    everywhere). The ledger marks open cases inside it that no lead sighted ``not_observed``.
+
+def area_layer(result: LeadsResult, kind: str = "coverage") -> gpd.GeoDataFrame:
+    """One of the run's :data:`AREA_LAYERS` as a one-row polygon layer of leads.gpkg.
+
+    Columns ``flight_id``, ``baseline_id``, ``coreg_status``, ``area_m2`` and a (multi)polygon in
+    the flight's CRS (empty when there is no such area). The ledger marks open cases inside
+    ``coverage`` that no lead sighted ``not_observed``; the maps draw the other two as areas
+    the product could not look at.
     """
-    geom = result.coverage if result.coverage is not None else shapely.MultiPolygon()
+    if kind not in AREA_LAYERS:
+        raise ValueError(f"kind must be one of {sorted(AREA_LAYERS)}, got {kind!r}")
+    geom = {
+        "coverage": result.coverage,
+        "not_comparable": result.not_comparable,
+        "unknown": result.unknown,
+    }[kind]
+    if geom is None:
+        geom = shapely.MultiPolygon()
     polys = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
     multi = shapely.MultiPolygon(polys)
     return gpd.GeoDataFrame(
         {
             "flight_id": [result.flight_id],
             "baseline_id": [result.baseline_id],
+            "coreg_status": [str(result.registration.get("status", ""))],
             "area_m2": [round(float(multi.area), 1)],
         },
         geometry=[multi],
         crs=result.crs,
     )
+
+
+def area_layers(result: LeadsResult) -> dict[str, gpd.GeoDataFrame]:
+    """Every one of :data:`AREA_LAYERS` for ``result``, by layer name."""
+    return {kind: area_layer(result, kind) for kind in AREA_LAYERS}
 
 
 def read_coverage(path: str | Path) -> gpd.GeoDataFrame | None:
@@ -104,6 +129,52 @@ def read_coverage(path: str | Path) -> gpd.GeoDataFrame | None:
     frame = gpd.read_file(path, layer="coverage")
     frame = frame[frame.geometry.notna()]
     return frame
+
+
+def read_area_layers(paths: list[Path] | list[str]) -> gpd.GeoDataFrame:
+    """The :data:`AREA_LAYERS` of runs' leads.gpkg files as one frame in EPSG:4326.
+
+    Columns ``flight_id``, ``baseline_id``, ``coreg_status``, ``kind`` (a layer name) and
+    ``area_m2``; files without these layers (older runs) contribute nothing. Maps draw the
+    ``not_comparable`` and ``unknown`` rows; reports list km² per flight.
+    """
+    import pyogrio
+
+    frames = []
+    for path in paths:
+        names = {str(n) for n, _ in pyogrio.list_layers(path)}
+        for kind in AREA_LAYERS:
+            if kind not in names:
+                continue
+            frame = gpd.read_file(path, layer=kind)
+            if frame.crs is not None:
+                frame = frame.to_crs("EPSG:4326")
+            frames.append(frame.assign(kind=kind))
+    columns = ["flight_id", "baseline_id", "coreg_status", "kind", "area_m2"]
+    if not frames:
+        return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs="EPSG:4326")
+    out = pd.concat(frames, ignore_index=True)
+    if "coreg_status" not in out.columns:
+        out["coreg_status"] = ""
+    return gpd.GeoDataFrame(out[[*columns, "geometry"]], geometry="geometry", crs="EPSG:4326")
+
+
+def area_table(areas: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per flight: km² compared / not comparable / unknown and the co-registration status."""
+    rows = []
+    for fid, group in areas.groupby("flight_id", sort=True):
+        km2 = {k: float(group.loc[group["kind"] == k, "area_m2"].sum()) / 1e6 for k in AREA_LAYERS}
+        rows.append(
+            {
+                "flight_id": fid,
+                "coreg_status": str(group["coreg_status"].iloc[0]),
+                "compared_km2": round(km2["coverage"], 6),
+                "not_comparable_km2": round(km2["not_comparable"], 6),
+                "unknown_km2": round(km2["unknown"], 6),
+            }
+        )
+    columns = ["flight_id", "coreg_status", "compared_km2", "not_comparable_km2", "unknown_km2"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _table(leads: gpd.GeoDataFrame, chinese: bool) -> pd.DataFrame:
@@ -164,6 +235,17 @@ def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]
     }
 
 
+def coverage_line(cov: dict[str, float]) -> str:
+    """km² compared / not comparable / unknown, and the share of the flight compared."""
+    flight = float(cov.get("flight", 0.0)) or 1.0
+    compared = float(cov.get("compared", cov.get("common", 0.0)))
+    return (
+        f"area km²: compared 已比对 {compared / 1e6:.4f} ({compared / flight:.0%} of the flight), "
+        f"not comparable 无法比对 {float(cov.get('not_comparable', 0.0)) / 1e6:.4f}, "
+        f"unknown (no baseline) 无基准 {float(cov.get('unknown', 0.0)) / 1e6:.4f}"
+    )
+
+
 def summary_text(summary: dict[str, Any]) -> str:
     """A short human-readable run summary (English with Chinese labels)."""
     c = summary["counts"]
@@ -182,10 +264,9 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"unassigned to any compound/village 未归属: {c['unassigned']}",
         f"tiles {c['tiles']}, candidates {c['candidates']}, merged across seams {c['merged_away']}",
         f"dropped: score {d['below_score']}, area {d['below_area']}, unknown coverage "
-        f"{d['unknown_coverage']}, co-registration failed {d['coregistration_failed']}",
-        f"coverage m²: flight {cov.get('flight', 0)}, both epochs {cov.get('common', 0)}, "
-        f"unknown (no baseline) {cov.get('unknown', 0)}",
-        f"co-registration: gate {'passed' if reg.get('gate_passed') else 'FAILED'}"
+        f"{d['unknown_coverage']}, not comparable {d['not_comparable']}",
+        coverage_line(cov),
+        f"co-registration 配准: {reg.get('status', 'off')} ({reg.get('decision', '')})"
         f" — {reg.get('message') or ''}",
     ]
     if summary["leads_by_township"]:
@@ -243,7 +324,7 @@ def run_flight(
             candidates=candidates,
             flight_id=flight_id,
         )
-        layers = {"leads": result.leads, "coverage": coverage_layer(result)}
+        layers = {"leads": result.leads, **area_layers(result)}
         sheets = {"leads": _table(result.leads, config.output.chinese_headers)}
         if result.units is not None:
             layers["summary_units"] = summarize_units(result.leads, result.units)

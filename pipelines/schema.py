@@ -38,6 +38,9 @@ LEAD_COLUMNS: dict[str, str] = {
     "flight_id": "id of the flight (file stem or sidecar)",
     "baseline_id": "id of the baseline imagery",
     "flight_date": "date of the flight (ISO, when known)",
+    "coreg_status": "co-registration of the flight against its baseline: verified (measured, "
+    "corrected where needed) | unverified (too little evidence: used as georeferenced, check "
+    "alignment in the evidence) | off",
     "model_name": "detector model name from its card",
     "model_sha256": "first 16 hex digits of the weights file's SHA-256",
     "thresholds": "JSON of the score/area thresholds used",
@@ -71,6 +74,7 @@ LEAD_COLUMNS_ZH: dict[str, str] = {
     "flight_id": "航拍批次",
     "baseline_id": "基准影像",
     "flight_date": "航拍日期",
+    "coreg_status": "配准状态",
     "model_name": "模型",
     "model_sha256": "模型哈希",
     "thresholds": "阈值",

@@ -250,8 +250,9 @@ class _Footprints:
 
 @dataclass
 class _Registration:
-    gate_passed: bool = True
-    failed_areas: Any = None
+    status: str = "off"
+    decision: str = "off"
+    not_comparable: Any = None
     message: str = "stand-in: no co-registration"
     dx_m: float = 0.0
     dy_m: float = 0.0

@@ -37,6 +37,9 @@ def _write(path: Path, count: int, *, crs: CRS | None = GK, alpha0: bool = False
     return path
 
 
+GOOD_T = make_world(10)[1]
+
+
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("good")
@@ -82,6 +85,37 @@ def test_one_band(tmp_path: Path, good) -> None:
 def test_all_transparent(tmp_path: Path, good) -> None:
     with pytest.raises(RasterError, match=r"clear\.tif: no valid pixels \(all transparent"):
         open_pair(_write(tmp_path / "clear.tif", 4, alpha0=True), good[1])
+
+
+def test_blank_baseline_is_refused_naming_it(tmp_path: Path, good) -> None:
+    blank = write_epoch(tmp_path / "blank.tif", np.full((3, 300, 300), 128, np.uint8), GOOD_T)
+    with pytest.raises(RasterError, match=r"baseline .*blank\.tif: the image is blank"):
+        open_pair(good[0], blank)
+
+
+def test_nodata_baseline_is_refused_naming_it(tmp_path: Path, good) -> None:
+    path = tmp_path / "nodata.tif"
+    with rasterio.open(good[1]) as src:
+        profile = src.profile | {"nodata": 0}
+        profile.pop("photometric", None)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.zeros((src.count, src.height, src.width), src.dtypes[0]))
+    with pytest.raises(RasterError, match=r"nodata\.tif: no valid pixels"):
+        open_pair(good[0], path)
+
+
+def test_another_season_is_compared_not_refused(tmp_path: Path) -> None:
+    """The baseline from another season (other colours, darker) still registers."""
+    world, wt = make_world(600, seed=5)
+    f = write_epoch(tmp_path / "flight.tif", world, wt)
+    b = write_epoch(
+        tmp_path / "winter.tif", world, wt, crs=CRS.from_epsg(3857), gsd=0.3,
+        shift=(1.0, -0.5), gain=(0.55, 40.0),
+    )  # fmt: skip
+    with open_pair(f, b, gsd=0.2) as pair:
+        reg = pair.registration
+        assert reg.status == "verified", reg.message
+        assert (reg.dx_m, reg.dy_m) == (pytest.approx(1.0, abs=0.1), pytest.approx(-0.5, abs=0.1))
 
 
 def test_non_overlapping_pair(tmp_path: Path, good) -> None:

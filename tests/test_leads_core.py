@@ -164,7 +164,7 @@ def test_select_leads_applies_score_area_coverage_permit_and_known_rules():
         "below_score": 1,
         "below_area": 1,
         "unknown_coverage": 1,
-        "coregistration_failed": 0,
+        "not_comparable": 0,
     }
     assert sel.status.tolist() == ["lead", "permitted", "lead"]
     assert sel.known_building.tolist() == [False, False, True]

@@ -181,7 +181,14 @@ def test_run_writes_every_output_and_is_deterministic(tmp_path, monkeypatch):
         flight, config=cfg, baseline=baseline, out_dir=tmp_path / "out", predict=oracle_predict
     )
     layers = dict(pyogrio.list_layers(out.gpkg))
-    assert set(layers) == {"leads", "summary_units", "summary_townships", "coverage"}
+    assert set(layers) == {
+        "leads",
+        "summary_units",
+        "summary_townships",
+        "coverage",
+        "not_comparable",
+        "unknown",
+    }
     coverage = gpd.read_file(out.gpkg, layer="coverage")
     assert len(coverage) == 1 and coverage.crs == UTM
     assert coverage.geometry.iloc[0].area == pytest.approx(out.result.coverage.area)
@@ -263,7 +270,13 @@ def test_detect_command_writes_the_leads_layer(tmp_path, capsys, monkeypatch):
     )
     assert code == 0, err
     assert "4 leads" in stdout
-    assert [name for name, _ in pyogrio.list_layers(out)] == ["leads"]
+    assert [name for name, _ in pyogrio.list_layers(out)] == [
+        "leads",
+        "coverage",
+        "not_comparable",
+        "unknown",
+    ]
+    assert "area km²: compared" in stdout and "co-registration: off" in stdout
     leads = gpd.read_file(out, layer="leads")
     assert {"lead_id", "score", "class", "area_m2", "lon", "lat"} <= set(leads.columns)
     assert leads.crs.is_projected and leads.crs == UTM

@@ -159,12 +159,16 @@ def test_evaluate_cli_on_image_pairs_and_flight(trained, tmp_path):
     weights = str(trained / "tiny-cd.pt")
     report = tmp_path / "pairs.json"
     with pytest.raises(SystemExit) as ex:
-        main(["evaluate", "--pairs", str(tmp_path / "pairs"), "--pair-gsd", "0.2", "--weights",
+        main(["evaluate", "--pairs", str(tmp_path / "pairs"), "--gsd", "0.2", "--weights",
               weights, "--device", "cpu", "--backend", "torch", "--out", str(report)])  # fmt: skip
     assert ex.value.code == 0
     data = json.loads(report.read_text())
-    assert data["n_truth"] == 1 and data["pairs"]["p1.png"]["truth"] == 1
-    assert data["area_km2"] == pytest.approx(96 * 96 * 0.04 / 1e6, rel=1e-3)
+    (pair,) = data["pairs"]  # georeferenced and run through the detect path
+    assert pair["pair"] == "p1.png" and pair["n_truth"] == 1
+    assert pair["coreg"] in ("verified", "unverified", "failed")
+    assert data["overall"]["tp"] + data["overall"]["fn"] == 1
+    if pair["coreg"] != "failed":
+        assert 0 < data["overall"]["compared_km2"] <= round(96 * 96 * 0.04 / 1e6, 4) + 1e-4
 
     f, b, _, wt = write_pair(tmp_path, size=300)
     x0, y0 = wt @ (100, 100)

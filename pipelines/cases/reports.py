@@ -54,6 +54,13 @@ REPORT_LABELS_ZH: dict[str, str] = {
     "supervised_open": "督办中",
     "overdue": "逾期",
 }
+COVERAGE_LABELS_ZH = {
+    "flight_id": "航拍批次",
+    "coreg_status": "配准状态",
+    "compared_km2": "已比对(平方公里)",
+    "not_comparable_km2": "无法比对(平方公里)",
+    "unknown_km2": "无基准(平方公里)",
+}
 _LEVEL_ZH = {"district": "区县", "township": "乡镇(街道)"}
 
 
@@ -67,6 +74,27 @@ class Report:
     end: date
     table: pd.DataFrame
     summary: str
+    #: per flight: km² compared / not comparable / unknown (pipelines.run.area_table), if known
+    coverage: pd.DataFrame | None = None
+
+    def with_coverage(self, coverage: pd.DataFrame) -> Report:
+        """This report plus the flights' compared areas (a sheet, and lines in the summary)."""
+        lines = []
+        for r in coverage.itertuples():
+            note = ""
+            if r.compared_km2 <= 0:
+                note = "；未完成任何比对（NOTHING COMPARED）"
+            elif r.not_comparable_km2 > 0 or r.unknown_km2 > 0:
+                note = "；部分区域未比对"
+            lines.append(
+                f"航拍 {r.flight_id}：已比对 {r.compared_km2:.4f} km²，无法比对（配准不合格）"
+                f"{r.not_comparable_km2:.4f} km²，无基准 {r.unknown_km2:.4f} km²，"
+                f"配准 {r.coreg_status}{note}"
+            )
+        if coverage.empty:
+            lines.append("本期无航拍比对记录（no flight compared）")
+        summary = self.summary.rstrip("\n") + "\n比对范围：\n" + "\n".join(lines) + "\n"
+        return Report(self.kind, self.ledger, self.start, self.end, self.table, summary, coverage)
 
 
 def build_table(
@@ -191,5 +219,9 @@ def write_report(report: Report, path: str | Path) -> list[Path]:
             pd.DataFrame({"说明": report.summary.splitlines()}).to_excel(
                 xl, sheet_name="摘要", index=False
             )
+            if report.coverage is not None:
+                report.coverage.rename(columns=COVERAGE_LABELS_ZH).to_excel(
+                    xl, sheet_name="比对范围", index=False
+                )
     summary = write_text_atomic(path.with_suffix(".txt"), report.summary)
     return [path, summary]

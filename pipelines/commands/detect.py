@@ -82,7 +82,9 @@ def command(
     \b
     Columns: lead_id, score, class (new_building | construction), area_m2, lon/lat (EPSG:4490
     centroid), status (lead | permitted), unit and township joins when --units is given, and
-    provenance (flight, baseline, model hash, thresholds, software version).
+    provenance (flight, baseline, coreg_status, model hash, thresholds, software version).
+    Beside `leads`: layers coverage (compared), not_comparable (misregistered) and unknown
+    (no baseline). Exit 4 when nothing could be compared.
 
     \b
     Example:
@@ -90,16 +92,21 @@ def command(
     """
     from pipelines.config import load_config
     from pipelines.detect import detect_leads, load_detector
-    from pipelines.run import write_leads_gpkg
+    from pipelines.run import area_layers, coverage_line, write_leads_gpkg
 
     config = load_config(config_path, _overrides(weights, device, units))
     detector = load_detector(config)
     result = detect_leads(flight, baseline, predict=detector, config=config)
-    write_leads_gpkg(out, {"leads": result.leads})
+    write_leads_gpkg(out, {"leads": result.leads, **area_layers(result)})
     leads = result.leads
     n_lead = int((leads["status"] == "lead").sum())
+    reg = result.registration
     click.echo(
         f"{out}: {n_lead} leads, {len(leads) - n_lead} permitted "
         f"({result.n_tiles} tiles, {result.n_candidates} candidates, "
         f"{result.dropped.unknown_coverage} in unknown coverage) in {result.elapsed_s:.1f} s"
+    )
+    click.echo(coverage_line(result.coverage_m2))
+    click.echo(
+        f"co-registration: {reg.get('status')} ({reg.get('decision')}): {reg.get('message')}"
     )

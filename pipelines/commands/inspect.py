@@ -47,12 +47,13 @@ def command(rasters: tuple[str, ...]) -> None:
 @click.option("--flight", "flight", required=True, type=click.Path(path_type=str))
 @click.option("--gsd", type=float, default=0.2, show_default=True, help="Working GSD (m/px).")
 @click.option(
-    "--max-residual-m", type=float, default=0.1, show_default=True,
-    help="Gate: median residual threshold (m); config coreg.max_residual_m.",
+    "--max-residual-px", type=float, default=1.0, show_default=True,
+    help="Gate: median residual (px of the coarser native GSD); config coreg.max_residual_px.",
 )  # fmt: skip
 @click.option(
-    "--max-window-residual-m", type=float, default=0.5, show_default=True,
-    help="A sub-window above this residual (m) is marked failed; coreg.max_window_residual_m.",
+    "--max-window-residual-px", type=float, default=2.5, show_default=True,
+    help="A sub-window above this residual (px) is not comparable; "
+    "config coreg.max_window_residual_px.",
 )  # fmt: skip
 @click.option(
     "--local/--no-local", default=True, show_default=True,
@@ -62,13 +63,16 @@ def coreg_command(
     baseline: str,
     flight: str,
     gsd: float,
-    max_residual_m: float,
-    max_window_residual_m: float,
+    max_residual_px: float,
+    max_window_residual_px: float,
     local: bool,
 ) -> None:
     """Estimate the baseline's misregistration against the flight and apply the gate.
 
-    Exits with code 4 when the gate fails.
+    \b
+    status verified    confident estimates agree; corrected where needed
+    status unverified  too little evidence (a scene that changed a lot): used as georeferenced
+    status failed      positive evidence of misregistration; nothing comparable (exit 4)
     """
     import sys
 
@@ -78,8 +82,8 @@ def coreg_command(
         flight,
         baseline,
         gsd,
-        max_residual_m=max_residual_m,
-        max_window_residual_m=max_window_residual_m,
+        max_residual_px=max_residual_px,
+        max_window_residual_px=max_window_residual_px,
         local=local,
     ) as pair:
         reg = pair.registration
@@ -91,6 +95,8 @@ def coreg_command(
         click.echo(
             f"coverage  common {fp.common.area:,.0f} m², unknown (flight only) {fp.unknown.area:,.0f} m²"
         )
+        if reg.gate is not None:
+            click.echo(f"gate      {reg.gate.describe().removeprefix('gate ')}")
         click.echo(f"mode      {reg.mode}")
         click.echo(f"shift     dx {reg.dx_m:+.3f} m, dy {reg.dy_m:+.3f} m")
         if reg.affine is not None:
@@ -98,15 +104,17 @@ def coreg_command(
             click.echo(f"affine    [{a.a:.6f} {a.b:.6f} {a.c:.3f}; {a.d:.6f} {a.e:.6f} {a.f:.3f}]")
         if reg.local is not None:
             click.echo(f"local     {reg.local.describe()}")
-        elif local:
+        elif local and reg.status == "verified":
             click.echo("local     none needed (residuals uniform after the global fit)")
         click.echo(
-            f"residual  {reg.residual_px:.3f} px ({reg.residual_px * gsd:.3f} m) "
+            f"residual  {reg.residual_ref_px:.3f} px ({reg.residual_m:.3f} m) "
             f"from {reg.n_estimates}/{reg.n_windows} sub-windows"
         )
         click.echo(f"confidence {reg.confidence:.2f}")
-        if not reg.failed_areas.is_empty:
-            click.echo(f"failed    {reg.failed_areas.area:,.0f} m² marked not comparable")
-        click.echo(f"gate      {'PASSED' if reg.gate_passed else 'FAILED'}: {reg.message}")
-    if not reg.gate_passed:
+        compared = pair.usable.area
+        click.echo(
+            f"compared  {compared:,.0f} m²; not comparable {reg.not_comparable.area:,.0f} m²"
+        )
+        click.echo(f"status    {reg.status} ({reg.decision}): {reg.message}")
+    if reg.status == "failed":
         sys.exit(4)

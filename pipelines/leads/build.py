@@ -45,6 +45,7 @@ class Provenance:
     flight_id: str
     baseline_id: str
     flight_date: str = ""
+    coreg_status: str = ""
     model_name: str = ""
     model_sha256: str = ""
     thresholds: str = "{}"
@@ -66,7 +67,7 @@ def select_leads(
     filters: FiltersConfig,
     *,
     coverage: shapely.Geometry | None = None,
-    failed_areas: shapely.Geometry | None = None,
+    not_comparable: shapely.Geometry | None = None,
     permits: gpd.GeoDataFrame | None = None,
     known_buildings: gpd.GeoDataFrame | None = None,
     flight_date: date | None = None,
@@ -75,7 +76,8 @@ def select_leads(
 
     ``coverage`` is where both epochs hold valid data (None: everywhere); a lead less than
     ``filters.min_coverage_fraction`` inside it is *unknown coverage*, never a lead.
-    ``failed_areas`` is where co-registration failed its gate; leads mostly inside are dropped.
+    ``not_comparable`` is where co-registration found the epochs misregistered beyond its gate;
+    leads mostly inside are dropped (the area is reported as not comparable, never as clear).
     """
     counts = FilterCounts()
     geoms = merged.geometry
@@ -88,9 +90,9 @@ def select_leads(
         covered = fraction_inside(geoms, coverage) >= filters.min_coverage_fraction
         counts.unknown_coverage = int((keep & ~covered).sum())
         keep &= covered
-    if failed_areas is not None and not failed_areas.is_empty:
-        failed = fraction_inside(geoms, failed_areas) > 0.5
-        counts.coregistration_failed = int((keep & failed).sum())
+    if not_comparable is not None and not not_comparable.is_empty:
+        failed = fraction_inside(geoms, not_comparable) > 0.5
+        counts.not_comparable = int((keep & failed).sum())
         keep &= ~failed
     kept = merged.take(keep)
     status = np.full(len(kept), "lead", dtype=object)

@@ -39,7 +39,7 @@ class FilterCounts:
     below_score: int = 0
     below_area: int = 0
     unknown_coverage: int = 0
-    coregistration_failed: int = 0
+    not_comparable: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

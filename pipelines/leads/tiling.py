@@ -105,9 +105,9 @@ def precomputed_candidates(
 
 
 def usable_coverage(footprints: Any, registration: Any) -> shapely.Geometry:
-    """The valid two-epoch coverage: the common footprint minus the co-registration failures."""
+    """The compared area: the common footprint minus what is not comparable (misregistered)."""
     common = footprints.common
-    failed = getattr(registration, "failed_areas", None)
+    failed = getattr(registration, "not_comparable", None)
     if failed is None or failed.is_empty:
         return common
     return shapely.make_valid(common.difference(failed))
@@ -116,20 +116,38 @@ def usable_coverage(footprints: Any, registration: Any) -> shapely.Geometry:
 def registration_dict(reg: Any) -> dict[str, Any]:
     """The co-registration outcome as plain JSON values (for the run summary)."""
     out: dict[str, Any] = {}
-    for key in ("gate_passed", "message", "mode", "dx_m", "dy_m", "local_max_m", "residual_px"):
+    keys = ("status", "decision", "message", "mode", "dx_m", "dy_m", "local_max_m")
+    for key in keys:
         value = getattr(reg, key, None)
         if isinstance(value, np.generic):
             value = value.item()
         out[key] = value
-    failed = getattr(reg, "failed_areas", None)
-    out["failed_area_m2"] = round(float(failed.area), 1) if failed is not None else 0.0
+    for key in ("residual_px", "residual_ref_px", "residual_m"):
+        value = getattr(reg, key, None)
+        out[key] = round(float(value), 3) if value is not None and np.isfinite(value) else None
+    gate = getattr(reg, "gate", None)
+    if gate is not None:
+        out["gate"] = {
+            "ref_gsd_m": round(gate.ref_gsd, 4),
+            "max_residual_px": gate.max_residual_px,
+            "max_residual_m": round(gate.max_residual_m, 3),
+            "max_window_residual_px": gate.max_window_px,
+            "min_psr": gate.min_psr,
+        }
+    out["estimates"] = f"{getattr(reg, 'n_estimates', 0)}/{getattr(reg, 'n_windows', 0)}"
+    failed = getattr(reg, "not_comparable", None)
+    out["not_comparable_m2"] = round(float(failed.area), 1) if failed is not None else 0.0
     return out
 
 
-def coverage_dict(fp: Any) -> dict[str, float]:
-    """Footprint areas (m²) of the pair: flight, baseline, common and unknown."""
+def coverage_dict(fp: Any, registration: Any = None) -> dict[str, float]:
+    """Areas (m²) of the pair: flight, baseline, common, unknown (flight only), compared and not
+    comparable (common but misregistered)."""
 
     def area(g: shapely.Geometry | None) -> float:
         return round(float(g.area), 1) if g is not None else 0.0
 
-    return {k: area(getattr(fp, k, None)) for k in ("flight", "baseline", "common", "unknown")}
+    out = {k: area(getattr(fp, k, None)) for k in ("flight", "baseline", "common", "unknown")}
+    out["compared"] = area(usable_coverage(fp, registration))
+    out["not_comparable"] = area(getattr(registration, "not_comparable", None))
+    return out

@@ -131,7 +131,45 @@ _BOX_CSS = (
 )
 
 
-def _legend(states: list[str]) -> str:
+#: the legend row and colour of areas the product could not look at
+NOT_COMPARED_COLOUR = "#6b6b6b"
+_AREA_LABELS_ZH = {"not_comparable": "无法比对（配准不合格）", "unknown": "无基准影像"}
+
+
+def _add_areas(fmap: folium.Map, areas: gpd.GeoDataFrame | None) -> str | None:
+    """Draw the not comparable / unknown areas; return the legend's coverage line (or None)."""
+    if areas is None:
+        return None
+    compared = float(areas.loc[areas["kind"] == "coverage", "area_m2"].sum())
+    missing = areas.loc[areas["kind"].isin(list(_AREA_LABELS_ZH)) & ~areas.geometry.is_empty]
+    if len(missing):
+        props = {
+            "label": [
+                f"{_AREA_LABELS_ZH[k]}：{html.escape(str(fid))}（{a / 1e6:.4f} km²）"
+                for k, fid, a in zip(
+                    missing["kind"], missing["flight_id"], missing["area_m2"], strict=True
+                )
+            ],
+        }
+        folium.GeoJson(
+            _geojson(missing, props),
+            name="未比对区域",
+            style_function=lambda f: {
+                "color": NOT_COMPARED_COLOUR,
+                "weight": 1,
+                "dashArray": "2 4",
+                "fillColor": NOT_COMPARED_COLOUR,
+                "fillOpacity": 0.35,
+            },
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(fmap)
+    not_compared = float(missing["area_m2"].sum()) if len(missing) else 0.0
+    if compared <= 0:
+        return "<b style='color:#b30000'>本期航拍未完成任何比对（nothing compared）</b>"
+    return f"已比对 {compared / 1e6:.3f} km²；未比对 {not_compared / 1e6:.3f} km²"
+
+
+def _legend(states: list[str], coverage_note: str | None = None) -> str:
     rows = ["<b>整治优先级</b>"]
     for key, colour in PRIORITY_COLOURS.items():
         rows.append(f"<i style='background:{colour}'></i>{PRIORITY_LABELS_ZH[key]}")
@@ -139,6 +177,12 @@ def _legend(states: list[str]) -> str:
     for state in states:
         rows.append(f"<i style='background:{STATE_COLOURS[state]}'></i>{STATE_LABELS_ZH[state]}")
     rows.append("<i style='background:none;border:2px dashed #d7301f'></i>热点片区")
+    if coverage_note is not None:
+        rows.append(
+            f"<i style='background:{NOT_COMPARED_COLOUR};opacity:.5'></i>未比对区域"
+            "（无法比对/无基准）"
+        )
+        rows.append(coverage_note)
     return "<br>".join(rows)
 
 
@@ -228,10 +272,14 @@ def build_map(
     offline: bool = True,
     embed_chips: bool = True,
     html_dir: Path | None = None,
+    areas: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """A folium map of ranked ``units`` (rank_units output), ``cases`` and ``hotspots``.
 
     Relative chip paths (``embed_chips=False``) are written relative to ``html_dir``.
+    ``areas`` (:func:`pipelines.run.read_area_layers`): the flights' not comparable and unknown
+    areas are drawn hatched grey, and the legend says how much was compared — or that nothing
+    was.
     """
     bounds = (
         units.to_crs("EPSG:4326").total_bounds
@@ -335,10 +383,11 @@ def build_map(
             tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
             popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=360),
         ).add_to(fmap)
+    coverage_note = _add_areas(fmap, areas)
     states = (
         [s for s in STATE_COLOURS if s in set(cases["state"].astype(str))] if len(cases) else []
     )
-    _Control(_legend(states), "bottomright", "bw-legend").add_to(fmap)
+    _Control(_legend(states, coverage_note), "bottomright", "bw-legend").add_to(fmap)
     if title:
         _Control(
             f"<b style='font-size:14px'>{html.escape(title)}</b>", "topleft", "bw-title"

@@ -98,12 +98,14 @@ def render_all(
     as_of: str | dt.date | None = None,
     zh: bool = True,
     township: str | None = None,
+    areas: gpd.GeoDataFrame | None = None,
 ) -> dict[str, Path]:
     """Write every maps-area output under ``out_dir`` (see the module table); return their paths.
 
     ``units`` holds the ``units.gpkg`` layers (see :func:`pipelines.maps.inputs.load_units`),
     ``flight`` an optional orthophoto for the base layer. ``township`` limits the township maps
-    and PNGs to one township code.
+    and PNGs to one township code. ``areas`` (:func:`pipelines.run.read_area_layers`) puts the
+    areas the flights could not compare on the maps, and says so in the legend.
     """
     cfg = config or MapsConfig()
     out_dir = Path(out_dir)
@@ -130,6 +132,7 @@ def render_all(
             offline,
             cfg.embed_chips,
             out_dir,
+            areas=areas,
         )
         key = f"district_map:{dcode}"
         paths[key] = save_map(fmap, out_dir / f"map_district_{dcode}.html", offline)
@@ -156,6 +159,7 @@ def render_all(
             offline,
             cfg.embed_chips,
             out_dir,
+            areas=areas,
         )
         paths[f"township_map:{tcode}"] = save_map(
             fmap, out_dir / f"map_township_{tcode}.html", offline

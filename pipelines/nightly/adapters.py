@@ -37,25 +37,13 @@ def _open(
     flight: str,
     baseline: str,
     gsd: float,
-    coreg: str,
-    residual: float,
-    window_residual: float,
     radiometric: str,
-    local: bool = True,
+    coreg: tuple[tuple[str, Any], ...],
 ) -> Any:
     """One open, co-registered pair per process (workers reuse it across tile batches)."""
     from geo.tiles import open_pair
 
-    return open_pair(
-        flight,
-        baseline,
-        gsd=gsd,
-        coreg=coreg,  # type: ignore[arg-type]
-        max_residual_m=residual,
-        max_window_residual_m=window_residual,
-        radiometric=radiometric,  # type: ignore[arg-type]
-        local=local,
-    )
+    return open_pair(flight, baseline, gsd=gsd, radiometric=radiometric, **dict(coreg))  # type: ignore[arg-type]
 
 
 class _CallbackDetector:
@@ -134,17 +122,8 @@ class BuildwatchBackend:
 
     def _pair(self, pair: PairRef) -> Any:
         gsd, _, _ = self._tiling()
-        c = self.config.coreg
-        return _open(
-            pair.flight,
-            pair.baseline,
-            gsd,
-            c.mode,
-            c.max_residual_m,
-            c.max_window_residual_m,
-            self._radiometric(),
-            c.local,
-        )
+        coreg = tuple(sorted(self.config.coreg.pair_kwargs().items()))
+        return _open(pair.flight, pair.baseline, gsd, self._radiometric(), coreg)
 
     def tile_indices(self, pair: PairRef) -> list[int]:
         _, size, overlap = self._tiling()
@@ -201,8 +180,15 @@ class BuildwatchBackend:
             candidates=candidates,
             flight_id=pair.flight_id,
         )
+        result = outputs.result
         return FlightOutputs(
-            out_dir=out_dir, leads_path=outputs.gpkg, n_leads=len(outputs.result.leads)
+            out_dir=out_dir,
+            leads_path=outputs.gpkg,
+            n_leads=len(result.leads),
+            coreg_status=str(result.registration.get("status", "off")),
+            compared_m2=float(result.coverage_m2.get("compared", 0.0)),
+            not_comparable_m2=float(result.coverage_m2.get("not_comparable", 0.0)),
+            unknown_m2=float(result.coverage_m2.get("unknown", 0.0)),
         )
 
     def _ledger_url(self) -> str:
@@ -241,7 +227,10 @@ class BuildwatchBackend:
         url = self._ledger_url()
         reports = output_root / "reports"
         reports.mkdir(parents=True, exist_ok=True)
-        report = daily_report(LedgerStore(url))
+        from pipelines.run import area_table, read_area_layers
+
+        areas = read_area_layers(sorted(output_root.glob("*/leads.gpkg")))
+        report = daily_report(LedgerStore(url)).with_coverage(area_table(areas))
         written += write_report(report, reports / f"daily-{dt.date.today().isoformat()}.xlsx")
         if self.config.units.path is not None:
             paths = render_all(
@@ -250,6 +239,7 @@ class BuildwatchBackend:
                 load_units(self.config.units.path),
                 offline=True,
                 config=self.config.maps,
+                areas=areas,
             )
             written += list(paths.values())
         return written

@@ -43,6 +43,11 @@ class FlightOutputs:
     out_dir: Path
     leads_path: Path
     n_leads: int
+    #: co-registration outcome (geo.registration) and the areas (m²) it left
+    coreg_status: str = "verified"
+    compared_m2: float = 0.0
+    not_comparable_m2: float = 0.0
+    unknown_m2: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,12 @@ def process_flights(
                 state.record(report.content_hash, stage="done", error="")
                 any_ingested = True
                 report.n_leads, report.out_dir = outputs.n_leads, str(out_dir)
+                report.coreg_status = outputs.coreg_status
+                report.compared_km2 = round(outputs.compared_m2 / 1e6, 6)
+                report.not_comparable_km2 = round(outputs.not_comparable_m2 / 1e6, 6)
+                report.unknown_km2 = round(outputs.unknown_m2 / 1e6, 6)
+                if outputs.not_comparable_m2 > 0:
+                    report.status = "partial"
                 report.new_cases, report.updated_cases = outcome.new_cases, outcome.updated_cases
             except BuildwatchError as exc:
                 report.status, report.error, report.exit_code = "failed", str(exc), exc.exit_code
@@ -296,5 +302,16 @@ def run_nightly(
             started=started,
             counts=summary.counts(),
             exit_code=summary.exit_code,
+            flights={
+                f.flight_id: {
+                    "status": f.status,
+                    "coreg_status": f.coreg_status,
+                    "compared_km2": f.compared_km2,
+                    "not_comparable_km2": f.not_comparable_km2,
+                    "unknown_km2": f.unknown_km2,
+                    "error": f.error,
+                }
+                for f in summary.flights
+            },
         )
     return summary

@@ -257,9 +257,19 @@ def read_health(path: Path) -> dict[str, Any]:
 
 
 def write_health(
-    path: Path, *, status: str, started: str, counts: Mapping[str, int], exit_code: int
+    path: Path,
+    *,
+    status: str,
+    started: str,
+    counts: Mapping[str, int],
+    exit_code: int,
+    flights: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Update the health file: the last run, and ``last_success`` when ``status == 'ok'``."""
+    """Update the health file: the last run, and ``last_success`` when ``status == 'ok'``.
+
+    ``flights`` (flight id -> its status, co-registration and km² compared / not comparable)
+    is the last run's per-flight outcome, so a monitor sees a partly compared flight by name.
+    """
     health = read_health(path)
     finished = _now()
     health.update(
@@ -271,6 +281,7 @@ def write_health(
                 "exit_code": exit_code,
             },
             "counts": dict(counts),
+            "flights": {k: dict(v) for k, v in (flights or {}).items()},
             "pid": os.getpid(),
         }
     )

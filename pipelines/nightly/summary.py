@@ -11,7 +11,9 @@ from geo.atomic import write_text_atomic
 
 __all__ = ["FlightReport", "RunSummary"]
 
-FlightStatus = Literal["processed", "skipped", "failed"]
+#: processed (all compared), partial (processed, but part of the common area not comparable),
+#: skipped (done before), failed (nothing written to the ledger; exit 4 when nothing compared)
+FlightStatus = Literal["processed", "partial", "skipped", "failed"]
 
 
 @dataclass
@@ -34,6 +36,10 @@ class FlightReport:
     out_dir: str | None = None
     error: str | None = None
     exit_code: int = 0
+    coreg_status: str | None = None
+    compared_km2: float = 0.0
+    not_comparable_km2: float = 0.0
+    unknown_km2: float = 0.0
 
 
 @dataclass
@@ -52,17 +58,20 @@ class RunSummary:
 
     @property
     def status(self) -> str:
-        """``ok`` (nothing failed), ``partial`` (some flights failed) or ``failed``."""
+        """``ok`` (everything compared), ``partial`` (some flights failed or were compared only
+        in part) or ``failed`` (nothing processed)."""
         failed = sum(f.status == "failed" for f in self.flights)
-        if failed == 0 and not self.errors:
+        partial = sum(f.status == "partial" for f in self.flights)
+        if failed == 0 and partial == 0 and not self.errors:
             return "ok"
-        done = sum(f.status == "processed" for f in self.flights)
+        done = sum(f.status in ("processed", "partial") for f in self.flights)
         return "partial" if done else "failed"
 
     def counts(self) -> dict[str, int]:
         c = {"flights_found": len(self.flights)}
-        for status in ("processed", "skipped", "failed"):
+        for status in ("processed", "partial", "skipped", "failed"):
             c[f"flights_{status}"] = sum(f.status == status for f in self.flights)
+        c["flights_unverified"] = sum(f.coreg_status == "unverified" for f in self.flights)
         for key in ("n_leads", "new_cases", "updated_cases", "tiles_total", "tiles_resumed"):
             c[key] = sum(int(getattr(f, key)) for f in self.flights)
         return c
@@ -80,16 +89,22 @@ class RunSummary:
             f"buildwatch {self.kind} run {self.run_id}: {self.status.upper()}",
             f"  started {self.started}, finished {self.finished}, tiles on {self.scheduler}",
             f"  flights: {c['flights_found']} found, {c['flights_processed']} processed, "
-            f"{c['flights_skipped']} already done, {c['flights_failed']} failed",
+            f"{c['flights_partial']} partly compared, {c['flights_skipped']} already done, "
+            f"{c['flights_failed']} failed",
             f"  leads: {c['n_leads']}; cases: {c['new_cases']} new, {c['updated_cases']} seen again",
         ]
         for f in self.flights:
-            if f.status == "processed":
+            if f.status in ("processed", "partial"):
                 resumed = f" ({f.tiles_resumed} resumed)" if f.tiles_resumed else ""
                 lines.append(
                     f"  - {f.flight_id} {f.flight_date}: baseline {f.baseline_id} "
                     f"({(f.coverage or 0):.0%} cover), {f.tiles_total} tiles{resumed}, {f.n_leads} leads, "
                     f"{f.new_cases} new cases, {f.seconds:.1f} s"
+                )
+                lines.append(
+                    f"    {'PARTIAL: ' if f.status == 'partial' else ''}compared "
+                    f"{f.compared_km2:.4f} km², not comparable {f.not_comparable_km2:.4f} km², "
+                    f"unknown {f.unknown_km2:.4f} km²; co-registration {f.coreg_status}"
                 )
             elif f.status == "failed":
                 lines.append(f"  - {f.flight_id} {f.flight_date}: FAILED: {f.error}")
