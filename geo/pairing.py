@@ -123,7 +123,10 @@ def coreg_windows(
     """
     for size in (win_px, win_px // 2, win_px // 4):
         win_m = size * grid.gsd
-        spacing = max(win_m / 2.0, math.sqrt(max(common.area, 1.0) / max_windows))
+        spacing = max(win_m, math.sqrt(max(common.area, 1.0) / max_windows))
+        minx, miny, maxx, maxy = common.bounds
+        if ((maxx - minx) // spacing) * ((maxy - miny) // spacing) < 16:
+            spacing = max(win_m / 2.0, math.sqrt(max(common.area, 1.0) / max_windows))
         minx, miny, maxx, maxy = common.bounds
         nx = max(1, int((maxx - minx) // spacing))
         ny = max(1, int((maxy - miny) // spacing))
