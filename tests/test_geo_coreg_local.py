@@ -56,14 +56,20 @@ def test_a_seam_is_corrected_locally_and_not_marked_failed(tmp_path: Path) -> No
         assert reg.mode == "shift+local" and reg.local is not None
         assert reg.local_max_m == pytest.approx(np.hypot(1.5, 0.5), abs=0.2)
         assert "local field" in reg.message
-        assert reg.not_comparable.is_empty, reg.message
+        # a smooth field cannot represent the step itself: at most a sub-window straddling the
+        # seam stays misregistered (half the step), and only there is anything not comparable
+        nc = reg.not_comparable
+        seam = shapely.LineString(
+            [((crop[0] + crop[2]) / 2, crop[1]), ((crop[0] + crop[2]) / 2, crop[3])]
+        )
+        assert nc.is_empty or (nc.intersects(seam) and nc.area < 0.1 * pair.footprints.common.area)
         assert residuals_px(pair, west).max() < 0.5
         assert residuals_px(pair, east).max() < 0.5
         # the field is what corrects: the two sides differ by the halves' difference
         ew, ns = (np.array(reg.local.at(*np.array(pts).T)) for pts in (east, west))
         assert np.abs(ew - ew.mean(axis=1, keepdims=True)).max() < 0.1  # flat within a side
         assert ew.mean(axis=1) - ns.mean(axis=1) == pytest.approx(np.subtract(EAST, WEST), abs=0.15)
-        assert pair.usable.area == pytest.approx(pair.footprints.common.area)
+        assert pair.usable.area >= 0.9 * pair.footprints.common.area
     with open_pair(f, b, GSD, local=False) as pair:
         reg = pair.registration
         assert reg.mode == "shift" and reg.local is None and reg.local_max_m == 0.0

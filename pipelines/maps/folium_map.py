@@ -133,6 +133,7 @@ _BOX_CSS = (
 
 #: the legend row and colour of areas the product could not look at
 NOT_COMPARED_COLOUR = "#6b6b6b"
+UNVERIFIED_COLOUR = "#e6550d"
 _AREA_LABELS_ZH = {"not_comparable": "无法比对（配准不合格）", "unknown": "无基准影像"}
 
 
@@ -163,10 +164,42 @@ def _add_areas(fmap: folium.Map, areas: gpd.GeoDataFrame | None) -> str | None:
             },
             tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
         ).add_to(fmap)
+    unverified = areas.loc[
+        (areas["kind"] == "coverage")
+        & (areas["coreg_status"].astype(str) == "unverified")
+        & ~areas.geometry.is_empty
+    ]
+    if len(unverified):
+        folium.GeoJson(
+            _geojson(
+                unverified,
+                {
+                    "label": [
+                        f"配准未验证（按原始地理参考比对）：{html.escape(str(fid))}"
+                        for fid in unverified["flight_id"]
+                    ]
+                },
+            ),
+            name="配准未验证区域",
+            style_function=lambda f: {
+                "color": UNVERIFIED_COLOUR,
+                "weight": 2,
+                "dashArray": "8 6",
+                "fill": False,
+            },
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(fmap)
     not_compared = float(missing["area_m2"].sum()) if len(missing) else 0.0
     if compared <= 0:
         return "<b style='color:#b30000'>本期航拍未完成任何比对（nothing compared）</b>"
-    return f"已比对 {compared / 1e6:.3f} km²；未比对 {not_compared / 1e6:.3f} km²"
+    note = f"已比对 {compared / 1e6:.3f} km²；未比对 {not_compared / 1e6:.3f} km²"
+    if len(unverified):
+        ids = "、".join(html.escape(str(f)) for f in sorted(set(unverified["flight_id"])))
+        note += (
+            f"<br><i style='background:none;border:2px dashed {UNVERIFIED_COLOUR}'></i>"
+            f"配准未验证（unverified，按原始地理参考比对）：{ids}"
+        )
+    return note
 
 
 def _legend(states: list[str], coverage_note: str | None = None) -> str:
