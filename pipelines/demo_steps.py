@@ -21,6 +21,7 @@ import shapely
 
 from geo.atomic import atomic_path
 from pipelines.cases.states import LEDGERS, REJECT_REASON_LABELS_ZH, REJECTED
+from pipelines.safety import neutralize_frame
 
 __all__ = [
     "UPDATE_HEADERS_ZH",
@@ -204,7 +205,7 @@ def write_update_file(plan: OfficerPlan, path: Path) -> Path:
         frame[col] = frame[col].map(lambda v: _WORD_ZH.get(v, v))
     frame = frame.rename(columns=UPDATE_HEADERS_ZH)
     with atomic_path(path, mkdir=True) as tmp:
-        frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+        neutralize_frame(frame).to_csv(tmp, index=False, encoding="utf-8-sig")
     return path
 
 

@@ -42,6 +42,7 @@ from pipelines.leads.tiling import (
     tile_candidates,
     usable_coverage,
 )
+from pipelines.safety import inside, safe_name
 
 __all__ = [
     "Predict",
@@ -378,8 +379,8 @@ def _write_evidence(pair: Any, leads: gpd.GeoDataFrame, evidence_dir: Path, pad_
     rel = evidence_dir.name
     before, after = [], []
     for lead_id, geom in zip(leads["lead_id"], leads.geometry, strict=True):
-        b = evidence_dir / f"{lead_id}_before.png"
-        a = evidence_dir / f"{lead_id}_after.png"
+        b = inside(evidence_dir, f"{safe_name(lead_id, 'lead id')}_before.png")
+        a = inside(evidence_dir, f"{safe_name(lead_id, 'lead id')}_after.png")
         write_evidence_pair(pair.read_window, geom, b, a, pad_m=pad_m)
         before.append(f"{rel}/{b.name}")
         after.append(f"{rel}/{a.name}")

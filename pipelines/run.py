@@ -30,6 +30,7 @@ from models.classes import CLASS_LABELS_ZH
 from pipelines.config import BuildwatchConfig
 from pipelines.detect import LeadsResult, Predict, detect_leads, load_detector
 from pipelines.leads.summary import summarize_townships, summarize_units
+from pipelines.safety import neutralize_frame, sheet_title
 from pipelines.schema import LEAD_COLUMNS, LEAD_COLUMNS_ZH
 
 __all__ = [
@@ -190,7 +191,7 @@ def _table(leads: gpd.GeoDataFrame, chinese: bool) -> pd.DataFrame:
 def _write_xlsx(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
     with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xw:
         for name, frame in sheets.items():
-            frame.to_excel(xw, sheet_name=name, index=False)
+            neutralize_frame(frame).to_excel(xw, sheet_name=sheet_title(name), index=False)
 
 
 def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]:
@@ -332,9 +333,9 @@ def run_flight(
             for name in ("summary_units", "summary_townships"):
                 sheets[name] = pd.DataFrame(layers[name].drop(columns="geometry"))
         write_leads_gpkg(stage / "leads.gpkg", layers)
-        pd.DataFrame(result.leads.drop(columns=result.leads.geometry.name))[
-            list(LEAD_COLUMNS)
-        ].to_csv(stage / "leads.csv", index=False, encoding="utf-8-sig")
+        neutralize_frame(
+            pd.DataFrame(result.leads.drop(columns=result.leads.geometry.name))[list(LEAD_COLUMNS)]
+        ).to_csv(stage / "leads.csv", index=False, encoding="utf-8-sig")
         _write_xlsx(stage / "leads.xlsx", sheets)
         names = {"leads": "leads.gpkg", "table": "leads.csv", "spreadsheet": "leads.xlsx"}
         if evidence is not None:

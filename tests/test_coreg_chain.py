@@ -185,11 +185,15 @@ def test_daily_report_and_map_say_when_nothing_was_compared(
     assert "nothing compared" in page
     assert _in_page("未比对区域", page) and _in_page("无法比对（配准不合格）：F1", page)
     # an unverified flight is compared, and the map says it was used as georeferenced
-    compared = areas.assign(
-        coreg_status="unverified",
-        area_m2=[poly.area, 0.0, 0.0],
-        geometry=[poly, shapely.MultiPolygon(), shapely.MultiPolygon()],
-    ).set_crs("EPSG:4544", allow_override=True).to_crs("EPSG:4326")
+    compared = (
+        areas.assign(
+            coreg_status="unverified",
+            area_m2=[poly.area, 0.0, 0.0],
+            geometry=[poly, shapely.MultiPolygon(), shapely.MultiPolygon()],
+        )
+        .set_crs("EPSG:4544", allow_override=True)
+        .to_crs("EPSG:4326")
+    )
     page = build_map(units, cases, areas=compared).get_root().render()
     assert "nothing compared" not in page and "unverified" in page
     assert _in_page("配准未验证（按原始地理参考比对）：F1", page)

@@ -29,6 +29,7 @@ from pipelines.cases.states import (
     STATE_LABELS_ZH,
 )
 from pipelines.cases.store import LedgerStore
+from pipelines.safety import neutralize_frame
 
 __all__ = [
     "Report",
@@ -212,15 +213,15 @@ def write_report(report: Report, path: str | Path) -> list[Path]:
     table = table.rename(columns=REPORT_LABELS_ZH)
     if suffix == ".csv":
         with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False, encoding="utf-8-sig")
+            neutralize_frame(table).to_csv(tmp, index=False, encoding="utf-8-sig")
     else:
         with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-            table.to_excel(xl, sheet_name="台账", index=False)
-            pd.DataFrame({"说明": report.summary.splitlines()}).to_excel(
+            neutralize_frame(table).to_excel(xl, sheet_name="台账", index=False)
+            neutralize_frame(pd.DataFrame({"说明": report.summary.splitlines()})).to_excel(
                 xl, sheet_name="摘要", index=False
             )
             if report.coverage is not None:
-                report.coverage.rename(columns=COVERAGE_LABELS_ZH).to_excel(
+                neutralize_frame(report.coverage.rename(columns=COVERAGE_LABELS_ZH)).to_excel(
                     xl, sheet_name="比对范围", index=False
                 )
     summary = write_text_atomic(path.with_suffix(".txt"), report.summary)

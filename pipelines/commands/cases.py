@@ -154,15 +154,20 @@ def list_command(
 
 
 def _write_list(cases: Any, out_path: Path) -> None:
+    import pandas as pd
+
     from geo.atomic import atomic_path
     from geo.errors import ConfigError
+    from pipelines.safety import neutralize_frame
 
     suffix = out_path.suffix.lower()
     if suffix not in (".csv", ".gpkg"):
         raise ConfigError(f"--out {out_path}: use .csv or .gpkg")
     with atomic_path(out_path, suffix=suffix) as tmp:
         if suffix == ".csv":
-            cases.drop(columns="geometry").to_csv(tmp, index=False, encoding="utf-8-sig")
+            neutralize_frame(pd.DataFrame(cases.drop(columns="geometry"))).to_csv(
+                tmp, index=False, encoding="utf-8-sig"
+            )
         else:
             cases.to_file(tmp, layer="cases", driver="GPKG")
 

@@ -29,8 +29,10 @@ from typing import Literal
 import rasterio
 from rasterio.errors import RasterioIOError
 
+from geo.errors import ConfigError
 from pipelines.nightly.inbox import find_sidecar, read_sidecar
 from pipelines.nightly.rasterinfo import parse_date
+from pipelines.safety import safe_name
 
 __all__ = ["FlightIdentity", "ID_TAG", "raster_tag", "resolve_identity"]
 
@@ -89,5 +91,10 @@ def resolve_identity(
         flight_id, source = raster_tag(flight, ID_TAG) or "", "tag"
     if not flight_id:
         flight_id, source = flight.stem, "stem"
+    try:  # ids become lead ids and file/folder names: one safe form, whatever the source
+        flight_id = safe_name(flight_id, f"flight id (from the {source})")
+        baseline_id = safe_name(baseline_id, "baseline id")
+    except ValueError as exc:
+        raise ConfigError(f"{flight}: {exc}") from exc
     log.debug("%s: flight id %r (from %s), baseline id %r", flight, flight_id, source, baseline_id)
-    return FlightIdentity(str(flight_id), baseline_id, flight_date, source)
+    return FlightIdentity(flight_id, baseline_id, flight_date, source)

@@ -36,6 +36,7 @@ from pipelines.cases.states import LEDGER_LABELS_ZH, STATE_LABELS_ZH
 from pipelines.maps.overlay import Overlay
 from pipelines.maps.priorities import PRIORITY_LABELS_ZH
 from pipelines.maps.tables import UNIT_TYPE_LABELS_ZH
+from pipelines.safety import escape_html
 
 __all__ = [
     "STATE_COLOURS",
@@ -146,7 +147,7 @@ def _add_areas(fmap: folium.Map, areas: gpd.GeoDataFrame | None) -> str | None:
     if len(missing):
         props = {
             "label": [
-                f"{_AREA_LABELS_ZH[k]}：{html.escape(str(fid))}（{a / 1e6:.4f} km²）"
+                f"{_AREA_LABELS_ZH[k]}：{fid}（{a / 1e6:.4f} km²）"
                 for k, fid, a in zip(
                     missing["kind"], missing["flight_id"], missing["area_m2"], strict=True
                 )
@@ -175,7 +176,7 @@ def _add_areas(fmap: folium.Map, areas: gpd.GeoDataFrame | None) -> str | None:
                 unverified,
                 {
                     "label": [
-                        f"配准未验证（按原始地理参考比对）：{html.escape(str(fid))}"
+                        f"配准未验证（按原始地理参考比对）：{fid}"
                         for fid in unverified["flight_id"]
                     ]
                 },
@@ -286,10 +287,13 @@ def _case_popup(c: pd.Series, embed: bool, html_dir: Path | None) -> str:
 
 
 def _geojson(frame: gpd.GeoDataFrame, props: dict[str, list[object]]) -> dict[str, object]:
+    """Features with ``props``; ``label`` (the hover tooltip, which Leaflet/folium put into the
+    page as HTML) is plain text from the data and is escaped here, for every layer at once;
+    ``popup`` is HTML already built from escaped parts (:func:`_table`)."""
     geo = frame.geometry.to_crs("EPSG:4326")
     features = []
     for i, geom in enumerate(geo):
-        properties = {k: v[i] for k, v in props.items()}
+        properties = {k: escape_html(v[i]) if k == "label" else v[i] for k, v in props.items()}
         features.append(
             {"type": "Feature", "properties": properties, "geometry": geom.__geo_interface__}
         )

@@ -15,6 +15,7 @@ import pandas as pd
 from geo.atomic import atomic_path
 from geo.joins import ADMIN_COLUMNS
 from pipelines.maps.priorities import PRIORITY_LABELS_ZH
+from pipelines.safety import neutralize_frame, safe_name, sheet_title
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -87,7 +88,10 @@ def ranked_table(ranked: pd.DataFrame, zh: bool = False) -> pd.DataFrame:
 
 
 def _safe(code: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(code)) or "none"
+    try:
+        return safe_name(code, "unit code")
+    except ValueError:
+        return "none"
 
 
 def write_tables(
@@ -102,26 +106,31 @@ def write_tables(
         dpart = dpart.sort_values("rank_district")
         path = out_dir / f"priorities_district_{_safe(str(dcode))}.csv"
         with atomic_path(path) as tmp:
-            ranked_table(dpart, zh).to_csv(tmp, index=False, encoding="utf-8-sig")
+            neutralize_frame(ranked_table(dpart, zh)).to_csv(tmp, index=False, encoding="utf-8-sig")
         paths[f"district:{dcode}"] = path
         towns = list(dpart.groupby("township_code", sort=True))
         for tcode, tpart in towns:
             tpath = out_dir / f"priorities_township_{_safe(str(tcode))}.csv"
             with atomic_path(tpath) as tmp:
-                ranked_table(tpart.sort_values("rank_township"), zh).to_csv(
+                neutralize_frame(ranked_table(tpart.sort_values("rank_township"), zh)).to_csv(
                     tmp, index=False, encoding="utf-8-sig"
                 )
             paths[f"township:{tcode}"] = tpath
         if xlsx:
             xpath = out_dir / f"priorities_district_{_safe(str(dcode))}.xlsx"
             with atomic_path(xpath) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as book:
-                ranked_table(dpart, zh).to_excel(
+                neutralize_frame(ranked_table(dpart, zh)).to_excel(
                     book, sheet_name="全区" if zh else "district", index=False
                 )
+                used = {"全区" if zh else "district"}
                 for tcode, tpart in towns:
                     name = str(tpart["township_name"].iloc[0] or tcode) if zh else str(tcode)
-                    ranked_table(tpart.sort_values("rank_township"), zh).to_excel(
-                        book, sheet_name=name[:31], index=False
+                    title = sheet_title(name, fallback=_safe(str(tcode)))
+                    while title in used:  # two townships whose titles clash after cleaning
+                        title = sheet_title(f"{title[:27]}~{len(used)}")
+                    used.add(title)
+                    neutralize_frame(ranked_table(tpart.sort_values("rank_township"), zh)).to_excel(
+                        book, sheet_name=title, index=False
                     )
             paths[f"district_xlsx:{dcode}"] = xpath
     return paths

@@ -30,6 +30,7 @@ import yaml
 
 from geo.errors import InputFileError
 from pipelines.nightly.rasterinfo import file_sha256, parse_date, read_raster_info
+from pipelines.safety import safe_name
 
 __all__ = [
     "FlightInput",
@@ -162,7 +163,10 @@ def describe_flight(
     fallback_id = (
         project.name if project is not None else flight_id_from_path(ortho, inbox or ortho.parent)
     )
-    flight_id = str(flight_id or meta.get("flight_id") or fallback_id)
+    try:  # the id names the flight's output folder: never a path
+        flight_id = safe_name(flight_id or meta.get("flight_id") or fallback_id, "flight id")
+    except ValueError as exc:
+        raise InputFileError(f"{where}: {exc}") from exc
     date_source: Literal["sidecar", "tiff_tag", "mtime"]
     if date:
         day, date_source = parse_date(date, where=f"{ortho} (given date)"), "sidecar"

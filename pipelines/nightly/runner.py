@@ -39,6 +39,7 @@ from pipelines.nightly.job import FlightBackend, PairRef
 from pipelines.nightly.rasterinfo import read_raster_info
 from pipelines.nightly.state import RunLock, StateDB, TileCheckpoint, write_health
 from pipelines.nightly.summary import FlightReport, RunSummary
+from pipelines.safety import inside, safe_name
 
 __all__ = ["FlightTask", "run_nightly", "process_flights", "plan_flights", "ProgressFn"]
 
@@ -183,7 +184,11 @@ def process_flights(
                 )
                 try:
                     pending: PendingFlight | BaseException = _submit(
-                        backend, pair, ncfg.output_root / pair.flight_id, executor, ncfg.tile_batch
+                        backend,
+                        pair,
+                        inside(ncfg.output_root, safe_name(pair.flight_id, "flight id")),
+                        executor,
+                        ncfg.tile_batch,
                     )
                 except BuildwatchError as exc:
                     pending = exc
@@ -194,7 +199,7 @@ def process_flights(
         while queue:
             pair, report, pending, t0 = queue.popleft()
             fill(ahead)
-            out_dir = ncfg.output_root / pair.flight_id
+            out_dir = inside(ncfg.output_root, safe_name(pair.flight_id, "flight id"))
             try:
                 if isinstance(pending, BaseException):
                     raise pending
