@@ -25,11 +25,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic", "default_file_mode"]
+__all__ = [
+    "atomic_path",
+    "check_writable",
+    "write_bytes_atomic",
+    "write_text_atomic",
+    "default_file_mode",
+]
 
 
 def default_file_mode() -> int:
@@ -92,3 +99,28 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, *, mkdir: bo
     with atomic_path(target, mkdir=mkdir) as tmp:
         tmp.write_bytes(data)
     return target
+
+
+def check_writable(folder: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Make ``folder`` (and parents) and prove a file can be created in it, before long work.
+
+    Raises :class:`geo.errors.ConfigError` naming the folder and the fix (read-only, no
+    permission, disk full) instead of failing after the work is done.
+    """
+    from geo.errors import ConfigError
+
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".bw-write-check-", dir=path)
+        try:
+            os.write(fd, b"0" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {path} is not writable ({exc.strerror or exc}); choose a writable folder "
+            "or free disk space"
+        ) from exc
+    return path

@@ -26,7 +26,14 @@ from geo.coverage import mask_footprint
 from geo.crs import ground_gsd_m, reproject_geometry, working_crs_for
 from geo.errors import RasterError
 from geo.radiometry import match_luts
-from geo.raster import Stretch, compute_stretch, open_raster, read_decimated, rgb_bands
+from geo.raster import (
+    DEFAULT_MAX_PIXELS,
+    Stretch,
+    compute_stretch,
+    open_raster,
+    read_decimated,
+    rgb_bands,
+)
 from geo.registration import Gate, LocalField, Measure, Registration, ShiftEstimate
 from geo.warp import EpochReader, EpochSpec
 from geo.windows import Grid, TileWindow, bounds_to_window, grid_for_bounds
@@ -60,9 +67,11 @@ class EpochScan:
     footprint: BaseGeometry  # in self.crs
 
 
-def scan_epoch(path: str | Path, role: str) -> EpochScan:
+def scan_epoch(
+    path: str | Path, role: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> EpochScan:
     """Open and validate ``path``; one decimated read gives stretch, preview and footprint."""
-    with open_raster(path, role=role) as ds:
+    with open_raster(path, role=role, max_pixels=max_pixels) as ds:
         bands, _ = rgb_bands(ds)
         data, valid, tr = read_decimated(ds, bands, path=f"{role} {path}")
         stretch = compute_stretch(data, valid, ds.dtypes[0])

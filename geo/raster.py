@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
 
 from geo.crs import require_crs
 from geo.errors import InputFileError, RasterError
@@ -37,7 +39,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+#: the data types of drone and satellite RGB products; anything else is refused at the door
+#: (a float orthophoto holding NaN/inf would otherwise be read as garbage)
+SUPPORTED_DTYPES = ("uint8", "uint16")
+#: largest raster (width x height) opened unless ``max_pixels`` says otherwise: 60,000² px,
+#: e.g. 3 km x 3 km at 5 cm; a bigger declared size is refused before any work
+DEFAULT_MAX_PIXELS = 3_600_000_000
 #: long side (px) of the decimated reads used for stretch, footprints and histograms
 DECIMATED_SIZE = 1024
 
@@ -87,11 +94,16 @@ class Stretch:
         return out
 
 
-def open_raster(path: str | Path, role: str = "raster") -> rasterio.DatasetReader:
-    """Open ``path`` read-only and validate it for buildwatch (CRS, bands, dtype).
+def open_raster(
+    path: str | Path, role: str = "raster", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> rasterio.DatasetReader:
+    """Open ``path`` read-only and validate it for buildwatch at the door, before any work:
+    CRS, bands, data type (uint8/uint16), declared size (``max_pixels``; None = no limit) and
+    completeness (the first and last full-resolution blocks must decode: a file cut short while
+    being copied is refused even when its overviews still read).
 
     Raises :class:`InputFileError` (missing file, directory), :class:`RasterError` (not a raster,
-    too few bands, unsupported dtype) or :class:`geo.errors.CRSError` (no CRS).
+    too few bands, unsupported dtype, too large, truncated) or :class:`geo.errors.CRSError`.
     """
     p = Path(path)
     if not p.exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
@@ -102,13 +114,20 @@ def open_raster(path: str | Path, role: str = "raster") -> rasterio.DatasetReade
             "(e.g. odm_orthophoto/odm_orthophoto.tif)"
         )
     try:
-        ds = rasterio.open(p)
+        with warnings.catch_warnings():  # a bad file gets one clear line below, not GDAL noise
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(p)
     except RasterioError as exc:
         raise RasterError(
             f"{role} {path}: not a readable raster (GDAL: {exc}); is the file truncated or "
             "corrupt? re-export or re-download it"
         ) from exc
     try:
+        if p.suffix.lower() in (".tif", ".tiff") and ds.driver not in ("GTiff", "COG"):
+            raise RasterError(
+                f"{role} {path}: is a {ds.driver} image, not a GeoTIFF (despite its name); "
+                "export the orthophoto as a GeoTIFF with its CRS"
+            )
         require_crs(ds.crs, path)
         if ds.count < 3:
             raise RasterError(
@@ -117,15 +136,41 @@ def open_raster(path: str | Path, role: str = "raster") -> rasterio.DatasetReade
             )
         if ds.dtypes[0] not in SUPPORTED_DTYPES:
             raise RasterError(
-                f"{role} {path}: data type {ds.dtypes[0]} is not supported; "
-                f"use one of {', '.join(SUPPORTED_DTYPES)}"
+                f"{role} {path}: data type {ds.dtypes[0]} is not supported (only "
+                f"{' and '.join(SUPPORTED_DTYPES)} RGB); convert it, e.g. "
+                "gdal_translate -ot Byte -scale IN.tif OUT.tif"
             )
         if ds.transform.is_identity:
             raise RasterError(f"{role} {path}: has a CRS but no geotransform; georeference it")
+        if max_pixels is not None and ds.width * ds.height > max_pixels:
+            raise RasterError(
+                f"{role} {path}: declares {ds.width} x {ds.height} px "
+                f"({ds.width * ds.height / 1e9:.1f} Gpx), above the limit of "
+                f"{max_pixels / 1e9:.1f} Gpx; split the flight into parts, or raise "
+                "input.max_pixels in the config if it is really that large"
+            )
+        _check_complete(ds, role, path)
     except Exception:
         ds.close()
         raise
     return ds
+
+
+def _check_complete(ds: rasterio.DatasetReader, role: str, path: str | Path) -> None:
+    """Decode the first and the last full-resolution block of band 1 (cheap: two blocks)."""
+    bh, bw = ds.block_shapes[0]
+    last_row = ((ds.height - 1) // bh) * bh
+    last_col = ((ds.width - 1) // bw) * bw
+    for row, col in ((0, 0), (last_row, last_col)):
+        window = Window(col, row, min(bw, ds.width - col), min(bh, ds.height - row))
+        try:
+            ds.read(1, window=window)
+        except RasterioError as exc:
+            raise RasterError(
+                f"{role} {path}: the full-resolution data is incomplete (block at row {row}, "
+                f"column {col} does not decode: {exc}); the file was probably truncated while "
+                "being copied: copy it again"
+            ) from exc
 
 
 def rgb_bands(ds: rasterio.DatasetReader) -> tuple[tuple[int, int, int], int | None]:

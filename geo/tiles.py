@@ -35,6 +35,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.coverage import Footprints, pair_footprints
 from geo.errors import ConfigError, CoregistrationError
 from geo.pairing import pair_luts, register_pair, scan_epoch, working_grid
+from geo.raster import DEFAULT_MAX_PIXELS
 from geo.registration import DEFAULT_MIN_PSR, Gate, Registration
 from geo.warp import EpochSpec, ReaderPool
 from geo.windows import Grid, TileWindow, bounds_to_window, tile_grid
@@ -237,6 +238,7 @@ def open_pair(
     strict: bool = False,
     local: bool = True,
     max_local_m: float = 3.0,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
 
@@ -253,7 +255,8 @@ def open_pair(
     evidence, used as georeferenced —, ``failed``).
 
     ``strict=True`` raises :class:`CoregistrationError` when the pair failed instead of marking
-    the whole common area not comparable.
+    the whole common area not comparable. ``max_pixels`` refuses a raster declaring more pixels
+    (None: no limit; :func:`geo.raster.open_raster`).
     """
     if coreg not in ("auto", "off"):
         raise ConfigError(f"coreg must be 'auto' or 'off', got {coreg!r}")
@@ -268,8 +271,8 @@ def open_pair(
         if current == 0 or current > GDAL_CACHE_BYTES:
             rasterio.env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_BYTES)
     # open
-    fscan = scan_epoch(flight_path, "flight")
-    bscan = scan_epoch(baseline_path, "baseline")
+    fscan = scan_epoch(flight_path, "flight", max_pixels)
+    bscan = scan_epoch(baseline_path, "baseline", max_pixels)
     crs, grid = working_grid(fscan, gsd)
     # footprints
     fp = pair_footprints(

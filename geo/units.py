@@ -162,6 +162,14 @@ def read_layer(
                     f"{path}: layer {layer!r} column {col!r} has value {bad[0]!r}; "
                     f"allowed: {', '.join(allowed)}"
                 )
+    if gdf.crs.is_geographic and len(gdf):
+        minx, miny, maxx, maxy = gdf.total_bounds
+        if not (-180.0 <= minx <= maxx <= 360.0 and -90.0 <= miny <= maxy <= 90.0):
+            raise CRSError(
+                f"{path}: layer {layer!r} declares the geographic CRS {gdf.crs.to_string()} but "
+                f"its coordinates ({minx:.0f}, {miny:.0f}, {maxx:.0f}, {maxy:.0f}) are not "
+                "degrees; it is in a projected CRS (metres): declare the right one"
+            )
     gdf, notes = repair_geometries(gdf, f"{path.name}:{layer}")
     if gdf.crs != crs:
         gdf = gdf.to_crs(crs)
@@ -173,6 +181,39 @@ def read_layer(
     if repairs is not None:
         repairs.extend(notes)
     return gdf.reset_index(drop=True)
+
+
+#: required layers that must hold at least one feature (compounds may be none, e.g. rural areas)
+NON_EMPTY_LAYERS = ("districts", "townships", "villages")
+
+
+def check_units_cover(units: Units, area: Any, area_name: str, crs: Any) -> float:
+    """The share of ``area`` (e.g. the flight's footprint, in ``crs``) inside the townships.
+
+    Raises :class:`VectorError` naming the layer and both extents when they do not meet at all
+    (units in the wrong CRS, or the units of another district); logs a warning below 50 %.
+    """
+    towns = units.townships
+    if area is None or area.is_empty or towns.empty:
+        return 1.0
+    union = towns.geometry.union_all()
+    share = float(union.intersection(area).area / area.area) if area.area > 0 else 1.0
+    if share <= 0.0:
+        fx = ", ".join(f"{v:.0f}" for v in area.bounds)
+        ux = ", ".join(f"{v:.0f}" for v in towns.total_bounds)
+        raise VectorError(
+            f"{units.path}: layer 'townships' (extent {ux}) does not meet {area_name} (extent "
+            f"{fx}) in {crs}; the units are in another CRS than they declare, or belong to "
+            "another district. Fix the layer's CRS or pass the right units file"
+        )
+    if share < 0.5:
+        log.warning(
+            "%s: the townships cover only %.0f%% of %s; leads outside them are unassigned",
+            units.path,
+            100 * share,
+            area_name,
+        )
+    return share
 
 
 def read_units(path: str | Path, crs: Any, optional: bool = True) -> Units:
@@ -194,6 +235,12 @@ def read_units(path: str | Path, crs: Any, optional: bool = True) -> Units:
         )
     repairs: list[str] = []
     frames = {name: read_layer(path, name, crs, repairs=repairs) for name in REQUIRED_LAYERS}
+    for name in NON_EMPTY_LAYERS:
+        if frames[name].empty:
+            raise VectorError(
+                f"{path}: layer {name!r} has no features; every lead would be 'unassigned' and "
+                "reach no one. Fill it (every place belongs to a village or community)"
+            )
     extra: dict[str, gpd.GeoDataFrame | None] = {"permits": None, "known_buildings": None}
     if optional:
         for name in extra:

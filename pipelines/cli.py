@@ -2,7 +2,9 @@
 
 Subcommands live one per module in :mod:`pipelines.commands` and are imported only when used,
 so ``buildwatch --help`` stays fast. Any :class:`geo.errors.BuildwatchError` becomes one line on
-stderr and the error's exit code; unexpected exceptions keep their traceback (they are bugs).
+stderr and the error's exit code; an ``OSError`` (disk full, read-only, permission) or an error
+raised inside GDAL/OGR, SQL, spreadsheet or YAML libraries becomes one line and exit code 1;
+other exceptions keep their traceback (they are bugs). ``--debug`` keeps every traceback.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="buildwatch")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-json", is_flag=True, help="Log as JSON lines on stderr (for schedulers).")
-def cli(verbose: int, log_json: bool) -> None:
+@click.option("--debug", is_flag=True, help="Keep Python tracebacks on errors.")
+def cli(verbose: int, log_json: bool, debug: bool) -> None:
     """buildwatch: find new unauthorised structures from drone flights.
 
     \b
@@ -78,8 +81,9 @@ def cli(verbose: int, log_json: bool) -> None:
       priorities, map where concentrated clearance (集中成片整治) should go
       nightly, batch  scheduled and bulk processing
 
-    Exit codes: 0 ok, 1 error, 2 bad config/option, 3 bad input file, 4 co-registration
-    failed, 5 model problem, 6 ledger problem, 75 another run holds the lock.
+    Exit codes: 0 ok, 1 error (incl. disk full, read-only), 2 bad config/option (incl. an
+    output folder that cannot be written), 3 bad input file, 4 nothing could be compared
+    (co-registration), 5 model problem, 6 ledger problem, 75 another run holds the lock.
     """
     from pipelines.logs import setup_logging
 
@@ -99,10 +103,65 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except BuildwatchError as exc:
+        if _debug(argv):
+            raise
         logging.getLogger("buildwatch").debug("error", exc_info=True)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # the disk, not the data: one line, the file and the fix
+        if _debug(argv):
+            raise
+        click.echo(f"error: {_os_error_line(exc)}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        # an error raised inside a library (GDAL, OGR, SQL, spreadsheet, YAML) on the way out is
+        # still one line; anything else is a bug in buildwatch and keeps its traceback
+        root = type(exc).__module__.split(".")[0]
+        if root not in _LIBRARIES or _debug(argv):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        click.echo(
+            f"error: {root}: {message[:500]} (rerun with --debug for the traceback)", err=True
+        )
+        sys.exit(1)
     sys.exit(0)
+
+
+#: libraries whose errors reach the user as one line (their message names the file or value)
+_LIBRARIES = frozenset(
+    {
+        "rasterio",
+        "pyogrio",
+        "fiona",
+        "sqlalchemy",
+        "openpyxl",
+        "yaml",
+        "shapely",
+        "pyproj",
+        "psycopg2",
+    }
+)
+
+
+def _debug(argv: list[str] | None) -> bool:
+    return "--debug" in (sys.argv[1:] if argv is None else argv)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``exc`` as one line naming the file and what to do about it."""
+    import errno
+
+    where = exc.filename or "a file"
+    fixes = {
+        errno.ENOSPC: "the disk is full: free space or write elsewhere",
+        errno.EROFS: "the file system is read-only: choose a writable output folder",
+        errno.EACCES: "permission denied: choose a folder this user may write",
+        errno.EPERM: "operation not permitted: choose a folder this user may write",
+        errno.ENOENT: "no such file or folder: check the path",
+        errno.EDQUOT: "the disk quota is exceeded: free space or write elsewhere",
+    }
+    fix = fixes.get(exc.errno or -1, "check the file and the disk")
+    return f"{where}: {exc.strerror or exc}; {fix} (rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,6 +76,16 @@ class TilingConfig(_Strict):
     prefetch: int = Field(2, ge=0)
 
 
+class InputConfig(_Strict):
+    """Limits checked at the door, before any work (see geo.raster.open_raster)."""
+
+    max_pixels: int = Field(
+        3_600_000_000,
+        gt=0,
+        description="largest raster (width x height) accepted; a bigger declared size is refused",
+    )
+
+
 class CoregConfig(_Strict):
     """Co-registration of the baseline onto the flight (see geo.tiles.open_pair)."""
 
@@ -248,6 +258,12 @@ class NightlyConfig(_Strict):
     min_coverage: float = Field(0.5, gt=0, le=1, description="baseline must cover this share")
     poll_seconds: float = Field(600.0, gt=0, description="inbox poll interval without --once")
     ignore: list[str] = Field(default_factory=list, description="inbox name globs to skip")
+    settle_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="a flight whose files changed more recently than this is still being copied: "
+        "it waits for a later pass",
+    )
     refresh_maps: bool = Field(True, description="re-render maps and reports after ingesting")
 
     def resolve_paths(self, base: Path) -> NightlyConfig:
@@ -277,6 +293,7 @@ class BuildwatchConfig(_Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tiling: TilingConfig = Field(default_factory=TilingConfig)
     coreg: CoregConfig = Field(default_factory=CoregConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     units: UnitsConfig = Field(default_factory=UnitsConfig)
     permits: LayerSource = Field(default_factory=lambda: LayerSource(layer="permits"))

@@ -27,7 +27,7 @@ import shapely
 from geo.errors import ConfigError, CoregistrationError, ModelError
 from geo.evidence import write_evidence_pair
 from geo.hashing import file_sha256
-from geo.units import Units, read_layer, read_units
+from geo.units import Units, check_units_cover, read_layer, read_units
 from models.candidates import Candidates
 from pipelines.config import BuildwatchConfig
 from pipelines.leads.build import Provenance, build_leads, select_leads
@@ -259,6 +259,7 @@ def detect_leads(
         Path(baseline),
         gsd=gsd,
         radiometric=radiometric_mode(config, model),
+        max_pixels=config.input.max_pixels,
         **config.coreg.pair_kwargs(),
     ) as pair:
         _require_compared(pair, Path(flight), Path(baseline))
@@ -276,6 +277,7 @@ def detect_leads(
             unit_layers = None
         if unit_layers is not None:
             repairs += unit_layers.repairs
+            check_units_cover(unit_layers, pair.footprints.flight, f"the flight {flight}", crs)
         permits = _optional_layer(
             config.permits, units_path, crs, repairs, unit_layers.permits if unit_layers else None
         )

@@ -23,7 +23,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from geo.atomic import atomic_path
+from geo.atomic import atomic_path, check_writable
 from geo.errors import ConfigError
 from models.candidates import Candidates
 from models.classes import CLASS_LABELS_ZH
@@ -307,11 +307,11 @@ def run_flight(
     baseline = baseline or config.baseline
     if baseline is None:
         raise ConfigError("no baseline: pass --baseline B.tif or set 'baseline' in the config")
-    out = Path(out_dir or config.output.dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable(Path(out_dir or config.output.dir), "output folder")
     if predict is None and candidates is None:
         predict = load_detector(config)
-    stage = out / f".staging-{uuid.uuid4().hex[:8]}"
+    clean_leftovers(out)
+    stage = out / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     stage.mkdir()
     try:
         evidence = stage / "evidence" if config.output.evidence else None
@@ -361,6 +361,36 @@ def run_flight(
         summary_txt=out / "run_summary.txt",
         result=result,
     )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove what a killed run left in ``out``: staging folders of processes that are gone
+    (``.staging-<pid>-*``; older names without a pid too) and half-swapped ``.old-*`` folders.
+    Returns what was removed."""
+    removed = []
+    for item in out.glob(".staging-*"):
+        parts = item.name.split("-")
+        pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            continue  # another run is writing into this folder right now
+        shutil.rmtree(item, ignore_errors=True)
+        removed.append(item)
+    for item in out.glob(".old-*"):
+        shutil.rmtree(item, ignore_errors=True)
+        removed.append(item)
+    if removed:
+        log.warning("removed %d leftover(s) of an interrupted run in %s", len(removed), out)
+    return removed
 
 
 def _publish(stage: Path, out: Path) -> None:

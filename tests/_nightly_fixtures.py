@@ -53,7 +53,8 @@ def make_site(root: Path, *, nights: int = 3, size: int = 256, seed: int = 7) ->
     (root / "inbox").mkdir(parents=True, exist_ok=True)
     config = root / "config.yaml"
     config.write_text(
-        "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n  tile_batch: 2\n",
+        "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n  tile_batch: 2\n"
+        "  settle_seconds: 0\n",
         encoding="utf-8",
     )
     return {

@@ -108,6 +108,7 @@ def test_nightly_marks_covered_unseen_cases_not_observed(tmp_path):
     (site / "cfg.yaml").write_text(
         f"{_TILING}units: {{path: {units}}}\n"
         "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n"
+        "  settle_seconds: 0\n"
         "  tile_batch: 3\n  refresh_maps: false\n",
         encoding="utf-8",
     )

@@ -43,6 +43,7 @@ def _night_root(root: Path, gen, tile_batch: int, units: bool = False) -> Path: 
     cfg_path.write_text(
         (f"units: {{path: {gen.units}}}\n" if units else "")
         + "nightly:\n  inbox: inbox\n  catalogue_dir: baselines\n  output_root: out\n"
+        + "  settle_seconds: 0\n"
         + f"  tile_batch: {tile_batch}\n  refresh_maps: false\n",
         encoding="utf-8",
     )

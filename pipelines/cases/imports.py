@@ -13,6 +13,7 @@ Every row is validated before anything is written, and all problems are reported
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -160,7 +161,14 @@ def read_updates(path: str | Path) -> list[Update]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, dtype=str, engine="openpyxl")
+            sheets = pd.read_excel(path, dtype=str, engine="openpyxl", sheet_name=None)
+            filled = {n: f for n, f in sheets.items() if not f.dropna(how="all").empty}
+            if len(filled) > 1:
+                raise InputFileError(
+                    f"{path}: rows on {len(filled)} sheets ({', '.join(map(str, filled))}); put "
+                    "all updates on one sheet (nothing was applied)"
+                )
+            frame = next(iter(filled.values())) if filled else next(iter(sheets.values()))
         elif suffix == ".csv":
             try:
                 frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
@@ -174,14 +182,22 @@ def read_updates(path: str | Path) -> list[Update]:
         raise InputFileError(f"{path}: cannot read ({exc}); save it as .csv or .xlsx") from exc
     rename = {c: HEADER_ALIASES.get(str(c).strip().lower(), str(c)) for c in frame.columns}
     frame = frame.rename(columns=rename).fillna("")
+    # rows with nothing in any cell (trailing blank lines a spreadsheet leaves) are not updates
+    blank = frame.apply(lambda r: all(not str(v).strip() for v in r), axis=1)
+    frame = frame.loc[~blank] if len(frame) else frame
     missing = [c for c in ("case_id", "to_state", "who", "date") if c not in frame.columns]
     if missing:
         raise InputFileError(
             f"{path}: missing column(s) {missing} (found {list(frame.columns)}); the header needs "
             f"{list(IMPORT_COLUMNS)} or 案件编号, 新状态, 经办人, 日期, 备注, 驳回原因"
         )
+    if frame.empty:
+        raise InputFileError(
+            f"{path}: no update rows under the header; nothing to apply (fill in one row per "
+            "case change)"
+        )
     updates = []
-    for i, rec in enumerate(frame.to_dict("records")):
+    for i, rec in zip(frame.index, frame.to_dict("records"), strict=True):
         updates.append(
             Update(
                 case_id=str(rec["case_id"]).strip(),
@@ -197,9 +213,20 @@ def read_updates(path: str | Path) -> list[Update]:
 
 
 def _parse_date(value: str) -> str | None:
-    text = value.strip().replace("/", "-")[:10]
+    """An ISO date from ``YYYY-MM-DD`` or ``YYYY/MM/DD`` (optionally followed by a time of day,
+    as spreadsheets write dates); anything else, even a date with trailing text, is None.
+
+    >>> _parse_date("2024/04/19"), _parse_date("2024-04-19 00:00:00"), _parse_date("2024-04-19x")
+    ('2024-04-19', '2024-04-19', None)
+    """
+    text = value.strip().replace("/", "-")
+    head, _, rest = text.partition(" ")
+    if rest and not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", rest.strip()):
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", head):
+        return None
     try:
-        return date.fromisoformat(text).isoformat()
+        return date.fromisoformat(head).isoformat()
     except ValueError:
         return None
 
@@ -236,6 +263,11 @@ def validate_updates(
             )
         frm = current.get(u.case_id, str(case["state"]))
         ledger = str(case["ledger"])
+        if u.to_state == frm and u.case_id not in current:
+            problems.append(
+                Problem(u.row, "to_state", u.to_state, f"already applied: the case is {frm!r}")
+            )
+            continue
         try:  # the move itself (with a placeholder reason), then the reason
             placeholder = REJECT_REASONS[0] if u.to_state == REJECTED else ""
             check_transition(u.case_id, ledger, frm, u.to_state, placeholder)

@@ -27,7 +27,7 @@ import pandas as pd
 import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from geo.errors import CRSError, InputFileError, VectorError
 from pipelines.cases.matching import LEAD_FIELDS, PLACE_FIELDS, IngestPlan, plan_ingest
@@ -54,6 +54,9 @@ _PLAN_COLUMNS = (
     "class",
     "last_class",
     "last_seen",
+    "last_flight_id",
+    "first_seen",
+    "first_flight_id",
     "times_seen",
     "not_observed",
     "district_code",
@@ -74,6 +77,8 @@ class IngestResult:
     n_reopened: int = 0
     n_not_observed: int = 0
     new_case_ids: tuple[str, ...] = ()
+    #: the latest flight date already in the ledger when this flight is older ("" = in order)
+    out_of_order_after: str = ""
 
 
 def pause_hook(where: str) -> None:
@@ -220,6 +225,15 @@ def ingest_leads(
         epsg = leads.crs.to_epsg() if leads.crs is not None else None
         tables = store.ensure(conn, epsg)
         done = _already_ingested(conn, tables, flight, run_id)
+        corrects = "" if done else _earlier_content(conn, tables, flight, run_id)
+        if corrects:
+            log.warning(
+                "flight %s was delivered again with other content (%s, before %s): ingested as "
+                "a correction; cases it sees are updated, new ones added, with history",
+                flight,
+                run_id,
+                corrects,
+            )
         prepared, n_permitted = prepare_leads(
             leads, tables.srid, evidence_root=evidence_root, source=label
         )
@@ -238,11 +252,17 @@ def ingest_leads(
             who=who,
             source=f"ingest:{source or flight}",
             min_overlap=min_overlap,
+            correction=bool(corrects),
         )
         _write_plan(conn, tables, plan)
         pause_hook("ingest")
+        record = (  # one row per flight: a corrected delivery replaces the record of the first
+            tables.ingests.update().where(tables.ingests.c.flight_id == flight)
+            if corrects
+            else tables.ingests.insert()
+        )
         conn.execute(
-            tables.ingests.insert(),
+            record,
             {
                 "flight_id": flight,
                 "run_id": run_id,
@@ -269,16 +289,57 @@ def ingest_leads(
         plan.n_reopened,
         plan.n_not_observed,
         tuple(r["case_id"] for r in plan.inserts),
+        plan.out_of_order_after,
     )
+    if plan.out_of_order_after:
+        log.warning(
+            "flight %s (%s) is older than the latest flight already in the ledger (%s): "
+            "ingested out of order; first_seen moved back where it saw a case earlier, and no "
+            "case first seen after %s was marked not observed",
+            flight,
+            day,
+            plan.out_of_order_after,
+            day,
+        )
     log.info("ingested flight %s into %s: %s", flight, store.label, result)
     return result
 
 
+def content_run_id(content_hash: str) -> str:
+    """The run id that names a flight by its file's content (``sha256:<16 hex>``; "" if none).
+
+    >>> content_run_id("ab" * 32)
+    'sha256:abababababababab'
+    """
+    return f"{CONTENT_PREFIX}{content_hash[:16]}" if content_hash else ""
+
+
+#: run ids with this prefix name the flight's content: the same id with other content is a
+#: corrected delivery, ingested again (never dropped)
+CONTENT_PREFIX = "sha256:"
+
+
 def _already_ingested(conn: Connection, t: Tables, flight: str, run_id: str) -> str:
     i = t.ingests.c
-    cond = i.flight_id == flight if not run_id else or_(i.flight_id == flight, i.run_id == run_id)
+    if run_id.startswith(CONTENT_PREFIX):
+        cond = and_(i.flight_id == flight, i.run_id == run_id)
+    elif run_id:
+        cond = or_(i.flight_id == flight, i.run_id == run_id)
+    else:
+        cond = i.flight_id == flight
     row = conn.execute(select(i.flight_id, i.run_id, i.at).where(cond)).first()
     return "" if row is None else f"flight {row[0]}, run {row[1] or '-'}, at {row[2]}"
+
+
+def _earlier_content(conn: Connection, t: Tables, flight: str, run_id: str) -> str:
+    """The content run id of an earlier delivery of ``flight`` that differs from ``run_id``."""
+    if not run_id.startswith(CONTENT_PREFIX):
+        return ""
+    i = t.ingests.c
+    row = conn.execute(
+        select(i.run_id).where(and_(i.flight_id == flight, i.run_id != run_id))
+    ).first()
+    return "" if row is None else str(row[0] or "-")
 
 
 def _native(value: Any) -> Any:

@@ -61,6 +61,8 @@ class IngestPlan:
     history: list[dict[str, Any]] = field(default_factory=list)
     n_seen_again: int = 0
     n_reopened: int = 0
+    #: the latest last_seen in the ledger, when this flight is older than it ("" otherwise)
+    out_of_order_after: str = ""
 
     @property
     def n_new(self) -> int:
@@ -121,12 +123,16 @@ def plan_ingest(
     who: str = "buildwatch",
     source: str = "",
     min_overlap: float = 0.1,
+    correction: bool = False,
 ) -> IngestPlan:
     """Decide every change one flight's leads make to the ledger (see the module docstring)."""
     plan = IngestPlan()
     leads = leads.reset_index(drop=True)
     cases = cases.reset_index(drop=True)
     matches = _match(leads.geometry, cases, min_overlap)
+    latest = str(cases["last_seen"].dropna().astype(str).max()) if len(cases) else ""
+    if latest and flight_date < latest:
+        plan.out_of_order_after = latest
 
     def hist(case_id: str, frm: str, to: str, note: str) -> None:
         plan.history.append(
@@ -176,10 +182,13 @@ def plan_ingest(
                 f"seen as {lead_class} on flight {flight_id} (was {case['last_class']}); "
                 "stays the same case",
             )
+        again = correction and str(case.get("last_flight_id") or "") == flight_id
+        if again:  # the corrected delivery of a flight that already counted this sighting
+            hist(cid, new_state, new_state, f"seen again in the corrected delivery of {flight_id}")
         row = {
             "b_case_id": cid,
             "state": new_state,
-            "times_seen": int(case["times_seen"] or 0) + 1,
+            "times_seen": int(case["times_seen"] or 0) + (0 if again else 1),
             "not_observed": False,
             "last_class": lead_class,
             "updated_at": now,
@@ -189,6 +198,12 @@ def plan_ingest(
             row.update(geom=lead_geoms[li], last_seen=flight_date, last_flight_id=flight_id)
             plan.updates_latest.append(row)
         else:  # an older flight ingested late: count it, keep the latest evidence
+            first = str(case.get("first_seen") or "")
+            if not first or flight_date < first:  # it saw the structure earlier than anyone
+                row.update(first_seen=flight_date, first_flight_id=flight_id)
+                hist(cid, new_state, new_state, f"first seen earlier, on flight {flight_id}")
+            else:
+                row.update(first_seen=first, first_flight_id=case.get("first_flight_id") or "")
             plan.updates_older.append(row)
 
     # -- new cases
@@ -233,7 +248,12 @@ def plan_ingest(
         sighted[matches["ci"].to_numpy()] = True
         open_ = ~cases["state"].isin(list(CLOSED_STATES)).to_numpy()
         flagged = cases["not_observed"].fillna(False).astype(bool).to_numpy()
-        candidates = np.flatnonzero(open_ & ~sighted & ~flagged)
+        # a structure first seen after this flight (ingested late) was not built yet: not missed
+        if "first_seen" in cases.columns:
+            existed = (cases["first_seen"].fillna("").astype(str) <= flight_date).to_numpy()
+        else:
+            existed = np.ones(len(cases), dtype=bool)
+        candidates = np.flatnonzero(open_ & ~sighted & ~flagged & existed)
         if len(candidates):
             geoms = np.asarray(cases.geometry.values)[candidates]
             shapely.prepare(coverage)

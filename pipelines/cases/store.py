@@ -209,6 +209,18 @@ class LedgerStore:
                 f"no ledger at {self.label} and no EPSG code to create one in; "
                 "give the leads a CRS with an EPSG code"
             )
+        if self.kind == "gpkg":
+            other = sorted(
+                n
+                for n in inspect(conn).get_table_names()
+                if not n.startswith(("gpkg_", "rtree_", "sqlite_"))
+            )
+            if other:
+                raise LedgerError(
+                    f"{self.label} is a GeoPackage with layer(s) {', '.join(other)} but no case "
+                    "ledger (a leads file?); it is not turned into one: pass the ledger's file "
+                    "(or a new file name) as --ledger"
+                )
         return self._create(conn, srid)
 
     def _create(self, conn: Connection, srid: int) -> Tables:

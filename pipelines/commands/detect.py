@@ -90,11 +90,13 @@ def command(
     Example:
       buildwatch detect --baseline before.tif --flight after.tif --out leads.gpkg
     """
+    from geo.atomic import check_writable
     from pipelines.config import load_config
     from pipelines.detect import detect_leads, load_detector
     from pipelines.run import area_layers, coverage_line, write_leads_gpkg
 
     config = load_config(config_path, _overrides(weights, device, units))
+    check_writable(out.parent if str(out.parent) else Path("."), "--out folder")
     detector = load_detector(config)
     result = detect_leads(flight, baseline, predict=detector, config=config)
     write_leads_gpkg(out, {"leads": result.leads, **area_layers(result)})

@@ -96,6 +96,14 @@ def command(
     )
     click.echo(outputs.summary_txt.read_text(encoding="utf-8"), nl=False)
     if leads_only:
+        maps = outputs.out_dir / "maps"
+        if maps.is_dir():  # an earlier run's maps must not pass for this run's
+            import shutil
+
+            earlier = outputs.out_dir / "maps.earlier-run"
+            shutil.rmtree(earlier, ignore_errors=True)
+            maps.rename(earlier)
+            click.echo(f"maps: not drawn (--leads-only); an earlier run's maps moved to {earlier}")
         return
     from pipelines.publish import publish_run
 

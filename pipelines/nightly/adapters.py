@@ -134,6 +134,7 @@ class BuildwatchBackend:
         card = getattr(det, "card", None)
         return {
             "flight": pair.flight,
+            "flight_sha256": pair.content_hash,
             "baseline": pair.baseline,
             "tiling": self._tiling(),
             "model": str(getattr(card, "sha256", "") or getattr(card, "name", "")),
@@ -199,7 +200,7 @@ class BuildwatchBackend:
         return str(root / "ledger.gpkg")
 
     def ingest(self, pair: PairRef, outputs: FlightOutputs) -> IngestOutcome:
-        from pipelines.cases.ingest import ingest_run
+        from pipelines.cases.ingest import content_run_id, ingest_run
         from pipelines.cases.store import LedgerStore
 
         store = LedgerStore(self._ledger_url(), lock_timeout_s=self.config.ledger.lock_timeout_s)
@@ -210,6 +211,7 @@ class BuildwatchBackend:
                 flight_id=pair.flight_id,
                 flight_date=pair.flight_date,
                 min_overlap=self.config.ledger.min_overlap,
+                run_id=content_run_id(pair.content_hash),
             )
         finally:
             store.dispose()

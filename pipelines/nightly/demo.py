@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     config_path = root / "nightly.yaml"
     config_path.write_text(
         f"units:\n  path: {gen.units.relative_to(root)}\nnightly:\n  inbox: inbox\n  catalogue_dir: baselines\n"
-        "  output_root: output\n",
+        "  output_root: output\n"
+        "  settle_seconds: 0  # the demo copies its flights in just before each pass\n",
         encoding="utf-8",
     )
     backend = _backend(config_path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -28,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from geo.errors import InputFileError
+from geo.errors import BuildwatchError, InputFileError
 from pipelines.nightly.rasterinfo import file_sha256, parse_date, read_raster_info
 from pipelines.safety import safe_name
 
@@ -39,6 +40,8 @@ __all__ = [
     "read_sidecar",
     "find_sidecar",
     "flight_id_from_path",
+    "InboxProblem",
+    "survey_inbox",
 ]
 
 log = logging.getLogger(__name__)
@@ -198,26 +201,106 @@ def describe_flight(
     )
 
 
-def scan_inbox(inbox: Path, *, ignore: Sequence[str] = ()) -> list[FlightInput]:
-    """Every flight in ``inbox``, ordered by (date, flight_id) — the order they must be ingested.
+@dataclass(frozen=True)
+class InboxProblem:
+    """A flight in the inbox that cannot be taken this pass; the others go on without it.
+
+    ``status`` is ``waiting`` (still being written: taken once it has stopped changing) or
+    ``failed`` (bad sidecar, unreadable file, a flight id claimed twice).
+    """
+
+    path: Path
+    flight_id: str
+    status: Literal["waiting", "failed"]
+    error: str
+    exit_code: int = 0
+
+
+def _newest_mtime(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    sidecars = [path.with_suffix(s) for s in _SIDECAR_SUFFIXES] if path.is_file() else []
+    sidecars += [path.parent / f"{n}{s}" for n in ("flight", "metadata") for s in _SIDECAR_SUFFIXES]
+    stamps = [p.stat().st_mtime for p in [*files, *sidecars] if p.is_file()]
+    return max(stamps) if stamps else 0.0
+
+
+def survey_inbox(
+    inbox: Path,
+    *,
+    ignore: Sequence[str] = (),
+    settle_seconds: float = 0.0,
+    now: float | None = None,
+) -> tuple[list[FlightInput], list[InboxProblem]]:
+    """The flights in ``inbox`` ordered by (date, flight_id), and the ones that must wait or
+    failed — each on its own: one bad or half-copied flight never stops the others.
+
+    A flight whose files changed less than ``settle_seconds`` ago is ``waiting`` (a copy still
+    running); a malformed sidecar or unreadable file is ``failed``; when two different files
+    claim one flight id, the second is ``failed``.
 
     Raises:
-        InputFileError: the inbox is missing, a sidecar is malformed, or two different files
-            claim the same flight id.
+        InputFileError: the inbox itself is missing.
     """
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise InputFileError(
             f"inbox {inbox} is not a folder; create it or fix nightly.inbox in the config"
         )
-    flights = [describe_flight(p or o, inbox=inbox) for o, p in _candidates(inbox, ignore)]
+    clock = time.time() if now is None else now
+    flights: list[FlightInput] = []
+    problems: list[InboxProblem] = []
+    for ortho, project in _candidates(inbox, ignore):
+        path = project or ortho
+        try:
+            fallback = safe_name(
+                path.name if project is not None else flight_id_from_path(ortho, inbox), "flight"
+            )
+        except ValueError:
+            fallback = "unnamed"
+        age = clock - _newest_mtime(path)
+        if age < settle_seconds:
+            problems.append(
+                InboxProblem(
+                    path,
+                    fallback,
+                    "waiting",
+                    f"{path}: changed {age:.0f} s ago (< nightly.settle_seconds "
+                    f"{settle_seconds:g}); still being copied? taken on a later pass",
+                )  # fmt: skip
+            )
+            continue
+        try:
+            flights.append(describe_flight(path, inbox=inbox))
+        except BuildwatchError as exc:
+            problems.append(InboxProblem(path, fallback, "failed", str(exc), exc.exit_code))
     seen: dict[str, FlightInput] = {}
     for flight in flights:
         other = seen.get(flight.flight_id)
         if other is not None and other.content_hash != flight.content_hash:
-            raise InputFileError(
-                f"inbox {inbox}: flight id {flight.flight_id!r} is used by both {other.orthophoto} and "
-                f"{flight.orthophoto}; give one of them a sidecar with a distinct flight_id"
+            problems.append(
+                InboxProblem(
+                    flight.orthophoto,
+                    flight.flight_id,
+                    "failed",
+                    f"inbox {inbox}: flight id {flight.flight_id!r} is used by both "
+                    f"{other.orthophoto} and {flight.orthophoto}; give one of them a sidecar with "
+                    "a distinct flight_id",
+                    InputFileError.exit_code,
+                )  # fmt: skip
             )
+            continue
         seen[flight.flight_id] = flight
-    return sorted(seen.values(), key=lambda f: (f.date, f.flight_id))
+    return sorted(seen.values(), key=lambda f: (f.date, f.flight_id)), problems
+
+
+def scan_inbox(inbox: Path, *, ignore: Sequence[str] = ()) -> list[FlightInput]:
+    """Every flight in ``inbox``, ordered by (date, flight_id) — the order they must be ingested.
+
+    Raises:
+        InputFileError: the inbox is missing, a sidecar is malformed, or two different files
+            claim the same flight id (:func:`survey_inbox` reports these per flight instead).
+    """
+    flights, problems = survey_inbox(inbox, ignore=ignore)
+    if problems:
+        raise InputFileError(problems[0].error)
+    return flights

@@ -34,6 +34,8 @@ class PairRef:
     baseline: str
     flight_date: str | None = None
     district: str | None = None
+    #: SHA-256 of the flight file: checkpoints and the ledger know a flight by content too
+    content_hash: str = ""
 
 
 @dataclass(frozen=True)

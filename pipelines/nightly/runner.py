@@ -34,7 +34,7 @@ from pipelines.nightly.distributed import (
     make_executor,
     submit_flight,
 )
-from pipelines.nightly.inbox import FlightInput, scan_inbox
+from pipelines.nightly.inbox import FlightInput, InboxProblem, survey_inbox
 from pipelines.nightly.job import FlightBackend, PairRef
 from pipelines.nightly.rasterinfo import read_raster_info
 from pipelines.nightly.state import RunLock, StateDB, TileCheckpoint, write_health
@@ -121,6 +121,7 @@ def plan_flights(
             baseline=baseline_path,
             flight_date=f.date.isoformat(),
             district=f.district,
+            content_hash=f.content_hash,
         )
         planned.append((task, pair, report))
     return planned
@@ -147,8 +148,12 @@ def process_flights(
     kind: str = "nightly",
     progress: ProgressFn | None = None,
     lookahead: int = 1,
+    problems: Sequence[InboxProblem] = (),
 ) -> RunSummary:
     """Process flights in date order under the caller's lock; return the run summary.
+
+    ``problems`` (from :func:`pipelines.nightly.inbox.survey_inbox`) are inbox entries that
+    wait or failed on their own; they are reported beside the flights that were processed.
 
     With a dask ``scheduler`` the tile batches of the next ``lookahead`` flights are submitted
     while the current one is collected, so flights overlap on the cluster; the ledger still
@@ -164,7 +169,18 @@ def process_flights(
     assert ncfg.state_db is not None
     with StateDB(ncfg.state_db) as state, make_executor(scheduler) as executor:
         planned = plan_flights(tasks, catalogue, ncfg, state)
-        summary.flights = [report for _, _, report in planned]
+        summary.flights = [report for _, _, report in planned] + [
+            FlightReport(
+                flight_id=p.flight_id,
+                content_hash="",
+                path=str(p.path),
+                flight_date="",
+                status=p.status,
+                error=p.error,
+                exit_code=p.exit_code,
+            )
+            for p in problems
+        ]
         todo = [(pair, report) for _, pair, report in planned if pair is not None]
         queue: deque[tuple[PairRef, FlightReport, PendingFlight | BaseException, float]] = deque()
         ahead = lookahead if scheduler else 0
@@ -279,7 +295,11 @@ def run_nightly(
     started = _now()
     with RunLock(ncfg.lock_file, "buildwatch nightly/batch"):
         try:
-            flights = scan_inbox(ncfg.inbox, ignore=ncfg.ignore)
+            flights, problems = survey_inbox(
+                ncfg.inbox, ignore=ncfg.ignore, settle_seconds=ncfg.settle_seconds
+            )
+            for p in problems:
+                log.warning("%s: %s", p.flight_id, p.error)
             catalogue = build_catalogue(ncfg.catalogue_dir, ncfg.catalogue_file)
             log.info(
                 "inbox %s: %d flights; catalogue: %d baselines",
@@ -294,6 +314,7 @@ def run_nightly(
                 catalogue=catalogue,
                 scheduler=scheduler,
                 progress=progress,
+                problems=problems,
             )
         except Exception as exc:
             code = exc.exit_code if isinstance(exc, BuildwatchError) else 1

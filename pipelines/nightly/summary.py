@@ -13,7 +13,7 @@ __all__ = ["FlightReport", "RunSummary"]
 
 #: processed (all compared), partial (processed, but part of the common area not comparable),
 #: skipped (done before), failed (nothing written to the ledger; exit 4 when nothing compared)
-FlightStatus = Literal["processed", "partial", "skipped", "failed"]
+FlightStatus = Literal["processed", "partial", "skipped", "waiting", "failed"]
 
 
 @dataclass
@@ -69,7 +69,7 @@ class RunSummary:
 
     def counts(self) -> dict[str, int]:
         c = {"flights_found": len(self.flights)}
-        for status in ("processed", "partial", "skipped", "failed"):
+        for status in ("processed", "partial", "skipped", "waiting", "failed"):
             c[f"flights_{status}"] = sum(f.status == status for f in self.flights)
         c["flights_unverified"] = sum(f.coreg_status == "unverified" for f in self.flights)
         for key in ("n_leads", "new_cases", "updated_cases", "tiles_total", "tiles_resumed"):
@@ -90,7 +90,7 @@ class RunSummary:
             f"  started {self.started}, finished {self.finished}, tiles on {self.scheduler}",
             f"  flights: {c['flights_found']} found, {c['flights_processed']} processed, "
             f"{c['flights_partial']} partly compared, {c['flights_skipped']} already done, "
-            f"{c['flights_failed']} failed",
+            f"{c['flights_waiting']} waiting, {c['flights_failed']} failed",
             f"  leads: {c['n_leads']}; cases: {c['new_cases']} new, {c['updated_cases']} seen again",
         ]
         for f in self.flights:
@@ -108,6 +108,8 @@ class RunSummary:
                 )
             elif f.status == "failed":
                 lines.append(f"  - {f.flight_id} {f.flight_date}: FAILED: {f.error}")
+            elif f.status == "waiting":
+                lines.append(f"  - {f.flight_id}: waiting: {f.error}")
             else:
                 lines.append(f"  - {f.flight_id} {f.flight_date}: already processed, skipped")
         if self.maps:

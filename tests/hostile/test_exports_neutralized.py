@@ -123,3 +123,15 @@ def write_tables_safe(tables, ranked: pd.DataFrame, out: Path):  # type: ignore[
         return write_tables(ranked, out, zh=True)
     finally:
         tables.ranked_table = orig
+
+
+def test_case_list_csv_neutralizes(tmp_path: Path) -> None:
+    from pipelines.commands.cases import _write_list
+    from tests._cases_fixtures import make_leads
+
+    cases = make_leads([0, 1])
+    cases["unit_name"] = ['=HYPERLINK("http://evil")', "-2+3"]
+    out = tmp_path / "cases.csv"
+    _write_list(cases, out)
+    frame = pd.read_csv(out, encoding="utf-8-sig", dtype=str)
+    assert frame["unit_name"].tolist() == ['\'=HYPERLINK("http://evil")', "'-2+3"]
