@@ -38,6 +38,7 @@ from geo.errors import ConfigError
 __all__ = [
     "MAX_NAME",
     "safe_name",
+    "safe_code",
     "inside",
     "neutralize",
     "neutralize_frame",
@@ -70,6 +71,18 @@ def safe_name(text: object, what: str = "name") -> str:
     if name != raw:
         log.warning("%s %r used as %r (reduced to a safe file name)", what, raw, name)
     return name
+
+
+def safe_code(code: object) -> str:
+    """A code from the data (district, township, unit) as a file-name part; ``none`` if empty.
+
+    >>> safe_code("500104/../x"), safe_code("")
+    ('500104_x', 'none')
+    """
+    try:
+        return safe_name(code, "code")
+    except ValueError:
+        return "none"
 
 
 def inside(root: str | Path, path: str | Path) -> Path:

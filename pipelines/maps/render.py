@@ -36,6 +36,7 @@ from pipelines.maps.overlay import read_flight_overlay
 from pipelines.maps.priorities import aggregate_units, rank_units
 from pipelines.maps.static import township_png, trend_png
 from pipelines.maps.tables import write_tables
+from pipelines.safety import inside, safe_code
 
 __all__ = ["Priorities", "compute_priorities", "render_all", "write_priorities"]
 
@@ -135,7 +136,9 @@ def render_all(
             areas=areas,
         )
         key = f"district_map:{dcode}"
-        paths[key] = save_map(fmap, out_dir / f"map_district_{dcode}.html", offline)
+        paths[key] = save_map(
+            fmap, inside(out_dir, f"map_district_{safe_code(dcode)}.html"), offline
+        )
         paths.setdefault("district_map", paths[key])
     known = sorted(ranked["township_code"].unique())
     if township is not None and township not in known:
@@ -162,9 +165,11 @@ def render_all(
             areas=areas,
         )
         paths[f"township_map:{tcode}"] = save_map(
-            fmap, out_dir / f"map_township_{tcode}.html", offline
+            fmap, inside(out_dir, f"map_township_{safe_code(tcode)}.html"), offline
         )
-        png = township_png(ranked, valid, tcode, out_dir / f"map_township_{tcode}.png")
+        png = township_png(
+            ranked, valid, tcode, inside(out_dir, f"map_township_{safe_code(tcode)}.png")
+        )
         if png is not None:
             paths[f"township_png:{tcode}"] = png
     trend = trend_png(valid, out_dir / "trend_cases_by_state.png")

@@ -15,7 +15,7 @@ import pandas as pd
 from geo.atomic import atomic_path
 from geo.joins import ADMIN_COLUMNS
 from pipelines.maps.priorities import PRIORITY_LABELS_ZH
-from pipelines.safety import neutralize_frame, safe_name, sheet_title
+from pipelines.safety import neutralize_frame, safe_code, sheet_title
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -87,13 +87,6 @@ def ranked_table(ranked: pd.DataFrame, zh: bool = False) -> pd.DataFrame:
     return table
 
 
-def _safe(code: str) -> str:
-    try:
-        return safe_name(code, "unit code")
-    except ValueError:
-        return "none"
-
-
 def write_tables(
     ranked: pd.DataFrame, out_dir: str | Path, zh: bool = False, xlsx: bool = True
 ) -> dict[str, Path]:
@@ -104,20 +97,20 @@ def write_tables(
     paths: dict[str, Path] = {}
     for dcode, dpart in ranked.groupby("district_code", sort=True):
         dpart = dpart.sort_values("rank_district")
-        path = out_dir / f"priorities_district_{_safe(str(dcode))}.csv"
+        path = out_dir / f"priorities_district_{safe_code(dcode)}.csv"
         with atomic_path(path) as tmp:
             neutralize_frame(ranked_table(dpart, zh)).to_csv(tmp, index=False, encoding="utf-8-sig")
         paths[f"district:{dcode}"] = path
         towns = list(dpart.groupby("township_code", sort=True))
         for tcode, tpart in towns:
-            tpath = out_dir / f"priorities_township_{_safe(str(tcode))}.csv"
+            tpath = out_dir / f"priorities_township_{safe_code(tcode)}.csv"
             with atomic_path(tpath) as tmp:
                 neutralize_frame(ranked_table(tpart.sort_values("rank_township"), zh)).to_csv(
                     tmp, index=False, encoding="utf-8-sig"
                 )
             paths[f"township:{tcode}"] = tpath
         if xlsx:
-            xpath = out_dir / f"priorities_district_{_safe(str(dcode))}.xlsx"
+            xpath = out_dir / f"priorities_district_{safe_code(dcode)}.xlsx"
             with atomic_path(xpath) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as book:
                 neutralize_frame(ranked_table(dpart, zh)).to_excel(
                     book, sheet_name="全区" if zh else "district", index=False
@@ -125,7 +118,7 @@ def write_tables(
                 used = {"全区" if zh else "district"}
                 for tcode, tpart in towns:
                     name = str(tpart["township_name"].iloc[0] or tcode) if zh else str(tcode)
-                    title = sheet_title(name, fallback=_safe(str(tcode)))
+                    title = sheet_title(name, fallback=safe_code(tcode))
                     while title in used:  # two townships whose titles clash after cleaning
                         title = sheet_title(f"{title[:27]}~{len(used)}")
                     used.add(title)

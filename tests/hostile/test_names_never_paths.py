@@ -110,3 +110,25 @@ def test_a_nightly_sidecar_id_cannot_move_the_flight_folder(tmp_path: Path) -> N
     out = site["out"].resolve()
     assert written and all(out in p.resolve().parents for p in written), written
     assert (site["out"] / "X").is_dir()
+
+
+def test_unit_codes_from_the_data_cannot_move_map_files(tmp_path: Path) -> None:
+    from pipelines.maps.render import render_all
+    from pipelines.maps.sample import make_sample_cases, make_sample_units
+
+    units = make_sample_units()
+    cases = make_sample_cases(units, seed=3, chip_dir=tmp_path / "chips")
+
+    def hostile(code: object) -> str:
+        return f"../../{code}"
+
+    for frame in [*units.values(), cases]:
+        for col in ("district_code", "township_code"):
+            if col in frame.columns:
+                frame[col] = frame[col].map(hostile)
+    before = _files(tmp_path)
+    paths = render_all(tmp_path / "out" / "maps", cases, units, offline=True)
+    written = _files(tmp_path) - before
+    maps = (tmp_path / "out" / "maps").resolve()
+    assert paths and written and all(maps in p.resolve().parents for p in written), written
+    assert all(".." not in p.name for p in written)
