@@ -152,11 +152,12 @@ def _run(out: Path, size_m: float, seed: int, say: Progress, predict: Any) -> De
         snapshots["after_night_02"] = ledger_snapshot(store.cases())
         effects = _night2_effects(store, sides[1]["flight_id"], officers, nights[1])
         day2 = date.fromisoformat(sides[1]["date"])
-        reports = _reports(store, day2, out, say)
+        runs = sorted((out / "runs").glob("night_*/leads.gpkg"))
+        reports = _reports(store, day2, out, say, runs[-1:])
         cases = store.cases()
     finally:
         store.dispose()
-    maps = _maps(cases, d, cfg, day2, out, say)
+    maps = _maps(cases, d, cfg, day2, out, say, runs[-1:])
     summary = {
         "out": str(out),
         "seed": seed,
@@ -300,12 +301,15 @@ def _night2_effects(
     }
 
 
-def _reports(store: Any, day: date, out: Path, say: Progress) -> list[str]:
+def _reports(store: Any, day: date, out: Path, say: Progress, runs: list[Path]) -> list[str]:
     from pipelines.cases.reports import daily_report, monthly_report, write_report
+    from pipelines.run import area_table, read_area_layers
 
     folder = out / "reports"
     folder.mkdir(exist_ok=True)
     daily = daily_report(store, day, today=day)
+    if runs:  # the day's flight: what it compared, and what it could not
+        daily = daily.with_coverage(area_table(read_area_layers(runs)))
     monthly = monthly_report(store, day.strftime("%Y-%m"), today=day)
     written: list[Path] = []
     for report, stem in (
@@ -321,10 +325,17 @@ def _reports(store: Any, day: date, out: Path, say: Progress) -> list[str]:
 
 
 def _maps(
-    cases: gpd.GeoDataFrame, d: Any, cfg: Any, day: date, out: Path, say: Progress
+    cases: gpd.GeoDataFrame,
+    d: Any,
+    cfg: Any,
+    day: date,
+    out: Path,
+    say: Progress,
+    runs: list[Path],
 ) -> dict[str, Any]:
     from pipelines.maps.inputs import load_units
     from pipelines.maps.render import render_all
+    from pipelines.run import read_area_layers
 
     say("6/7 clearance priorities, hot spots and offline maps ...")
     paths = render_all(
@@ -336,6 +347,7 @@ def _maps(
         config=cfg.maps,
         as_of=day,
         zh=True,
+        areas=read_area_layers(runs) if runs else None,
     )
     ranked = gpd.read_file(paths["units"], layer="units")
     top = ranked.sort_values(["rank_district", "unit_code"]).head(3)

@@ -149,3 +149,46 @@ def test_priorities_from_a_case_ledger(tmp_path, units, cases, capsys):  # noqa:
     table = pd.read_csv(tmp_path / "p" / "priorities_district_500104.csv", dtype=str)
     assert table.loc[0, "unit_code"] == "500104001001"  # the most planted unit (14 cases)
     assert int(table["cases_total"].astype(int).sum()) == len(cases)
+
+
+def test_map_command_shows_what_a_run_could_not_compare(tmp_path, inputs, units, capsys):  # noqa: F811
+    import geopandas as gpd
+    import shapely
+
+    ledger, units_gpkg = inputs
+    district = units["districts"].geometry.iloc[0]
+    minx, miny, maxx, maxy = district.bounds
+    nc = shapely.box(minx, miny, (minx + maxx) / 2, maxy).intersection(district)
+    run = tmp_path / "leads.gpkg"
+    for kind, geom in (("coverage", district.difference(nc)), ("not_comparable", nc),
+                       ("unknown", shapely.MultiPolygon())):  # fmt: skip
+        gpd.GeoDataFrame(
+            {"flight_id": ["F9"], "baseline_id": ["B"], "coreg_status": ["verified"],
+             "area_m2": [geom.area]}, geometry=[geom], crs=units["districts"].crs,
+        ).to_file(run, layer=kind, driver="GPKG")  # fmt: skip
+    argv = ["map", "--ledger", str(ledger), "--units", str(units_gpkg), "--out",
+            str(tmp_path / "m"), "--run", str(run)]  # fmt: skip
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    page = (tmp_path / "m" / "map_district_500104.html").read_text(encoding="utf-8")
+    label = "未比对区域"
+    assert label in page or json_escaped(label) in page
+    assert f"{nc.area / 1e6:.3f}" in page  # the legend's km² not compared
+    from pipelines.cases.ingest import ingest_leads
+    from pipelines.cases.store import LedgerStore
+    from tests._cases_fixtures import make_leads
+
+    real = tmp_path / "ledger.gpkg"
+    store = LedgerStore(str(real))
+    ingest_leads(store, make_leads([0]))
+    store.dispose()
+    code, out, err = _run(["report", "daily", "--ledger", str(real), "--out",
+                           str(tmp_path / "d.csv"), "--run", str(run)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "航拍 F9" in out and "部分区域未比对" in out
+
+
+def json_escaped(text: str) -> str:
+    import json
+
+    return json.dumps(text)[1:-1]

@@ -105,6 +105,14 @@ def priorities_command(
     help="Offline: Leaflet inlined, no tiles or CDN (default: maps.offline, true).",
 )
 @click.option("--township", default=None, metavar="CODE", help="Only this township's map and PNG.")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A run's leads.gpkg (repeatable): show the area each flight compared, could not "
+    "compare (not comparable, unknown) and its co-registration.",
+)
 @_config
 @_as_of
 def map_command(
@@ -114,6 +122,7 @@ def map_command(
     out_dir: Path,
     offline: bool | None,
     township: str | None,
+    runs: tuple[Path, ...],
     config_path: Path | None,
     as_of: str | None,
 ) -> None:
@@ -125,9 +134,13 @@ def map_command(
 
     cases, units, cfg = _load(ledger, units_path, config_path)
     use_offline = cfg.offline if offline is None else offline
+    from pipelines.run import read_area_layers
+
+    areas = read_area_layers(list(runs)) if runs else None
     paths = render_all(
-        out_dir, cases, units, flight, use_offline, cfg, as_of, zh=True, township=township
-    )
+        out_dir, cases, units, flight, use_offline, cfg, as_of, zh=True, township=township,
+        areas=areas,
+    )  # fmt: skip
     for key, path in paths.items():
         if key != "district_map":
             click.echo(f"{key}: {path}")

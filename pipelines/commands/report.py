@@ -29,8 +29,20 @@ def group() -> None:
 @config_option
 @_out
 @click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Day (default today).")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A run's leads.gpkg (repeatable): show the area each flight compared, could not "
+    "compare (not comparable, unknown) and its co-registration.",
+)
 def daily_command(
-    ledger: str | None, config_path: Path | None, out_path: Path, day: str | None
+    ledger: str | None,
+    config_path: Path | None,
+    out_path: Path,
+    day: str | None,
+    runs: tuple[Path, ...],
 ) -> None:
     """Daily report of the in-progress ledger (在建违法建筑台账日报)."""
     from datetime import date
@@ -44,6 +56,10 @@ def daily_command(
         raise ConfigError(f"--date {day!r} is not YYYY-MM-DD") from None
     store, _ = open_store(ledger, config_path)
     report = daily_report(store, when)
+    if runs:
+        from pipelines.run import area_table, read_area_layers
+
+        report = report.with_coverage(area_table(read_area_layers(list(runs))))
     for path in write_report(report, out_path):
         click.echo(f"wrote {path}")
     click.echo(report.summary, nl=False)
