@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -363,6 +364,10 @@ def run_flight(
     )
 
 
+#: the temp-file names of geo.atomic.atomic_path: ``.<stem>.<12 hex><suffix>``
+_ATOMIC_TEMP = re.compile(r"\..+\.[0-9a-f]{12}(\.[A-Za-z0-9]+)?")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -375,8 +380,9 @@ def _pid_alive(pid: int) -> bool:
 
 def clean_leftovers(out: Path) -> list[Path]:
     """Remove what a killed run left in ``out``: staging folders of processes that are gone
-    (``.staging-<pid>-*``; older names without a pid too) and half-swapped ``.old-*`` folders.
-    Returns what was removed."""
+    (``.staging-<pid>-*``; older names without a pid too), half-swapped ``.old-*`` folders and,
+    when no other run is writing there, half-written atomic temp files (``.<stem>.<hex>.<ext>``
+    in ``out``, ``maps/`` and ``evidence/``). Returns what was removed."""
     removed = []
     for item in out.glob(".staging-*"):
         parts = item.name.split("-")
@@ -388,6 +394,13 @@ def clean_leftovers(out: Path) -> list[Path]:
     for item in out.glob(".old-*"):
         shutil.rmtree(item, ignore_errors=True)
         removed.append(item)
+    live = [p for p in out.glob(".staging-*") if p.is_dir()]
+    if not live:  # no other run writes here now: half-written atomic temp files are orphans
+        for folder in (out, out / "maps", out / "evidence"):
+            for item in folder.glob(".*") if folder.is_dir() else ():
+                if item.is_file() and _ATOMIC_TEMP.fullmatch(item.name):
+                    item.unlink(missing_ok=True)
+                    removed.append(item)
     if removed:
         log.warning("removed %d leftover(s) of an interrupted run in %s", len(removed), out)
     return removed

@@ -35,6 +35,11 @@ def test_a_rerun_removes_what_a_killed_run_left(
     for d in (dead, legacy, swap, alive):
         (d / "evidence").mkdir(parents=True)
         (d / "evidence" / "x.png").write_bytes(b"half")
+    (out / "maps").mkdir()
+    orphan = out / "maps" / ".map_district_1.0123456789ab.html"
+    orphan.write_text("half a page")
+    keep = out / "maps" / ".keep-me"
+    keep.write_text("a user's hidden file")
     flight, baseline = write_pair(tmp_path / "in", [Structure(5, 5, 10, 10)])
     config = BuildwatchConfig.model_validate(
         {
@@ -45,7 +50,11 @@ def test_a_rerun_removes_what_a_killed_run_left(
     run_flight(flight, config=config, baseline=baseline, out_dir=out, predict=oracle_predict)
     assert not dead.exists() and not legacy.exists() and not swap.exists()
     assert alive.exists()  # another live run's staging is left alone
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [alive.name]
+    assert orphan.exists()  # ... and while it runs, temp files may be its own
+    alive.rename(out / f".staging-{_dead_pid()}-a11ce000")
+    clean_leftovers(out)
+    assert not orphan.exists() and keep.exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert clean_leftovers(out) == []
 
 
