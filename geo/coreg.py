@@ -13,6 +13,7 @@ opens files. Types, conventions and the meaning of each outcome: :mod:`geo.regis
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -35,6 +36,7 @@ from geo.registration import (
 
 __all__ = [
     "PhaseShift",
+    "fit_candidates",
     "phase_shift",
     "texture_score",
     "fit_correction",
@@ -138,31 +140,8 @@ def _shift_affine(sx_m: float, sy_m: float) -> Affine:
     return Affine.translation(sx_m, sy_m)
 
 
-def fit_correction(
-    estimates: Sequence[ShiftEstimate],
-    gsd: float,
-    allow_affine: bool = True,
-    tol_m: float | None = None,
-) -> tuple[Affine, np.ndarray, bool]:
-    """Robust map-space update ``D`` (apply as ``C_new = C_old @ D``) from shift estimates.
-
-    Returns ``(D, inlier_mask, is_affine)``. Shift: the consensus of the estimates — the one
-    with the most support (estimates within ``tol_m``, default ``gsd``, weighted by their peak
-    significance) seeds the inliers, whose weighted mean is the shift. Real pairs disagree
-    locally (roofs lean differently between two ortho products, new buildings bias windows), so
-    a median of few estimates can land between clusters; the consensus cannot. Affine (needs
-    >= 6 estimates spread in space): iteratively reweighted least squares dropping > 3 MAD
-    outliers, kept only when it explains the data clearly better than the shift (a
-    rotation/scale is detectable).
-    """
-    n = len(estimates)
-    if n == 0:
-        return Affine.identity(), np.zeros(0, dtype=bool), False
-    tol = max(tol_m if tol_m is not None else gsd, 0.5 * gsd)
-    p = np.array([[e.x, e.y] for e in estimates])
-    # displacement in map metres: x right, y up (grid rows run south)
-    d = np.array([[e.sx * gsd, -e.sy * gsd] for e in estimates])
-    w = np.array([max(float(e.psr), 1e-3) for e in estimates])
+def _shift_consensus(d: np.ndarray, w: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The shift most estimates agree on (PSR-weighted support within ``tol``) and its inliers."""
     pair_d = np.linalg.norm(d[:, None, :] - d[None, :, :], axis=2)
     support = ((pair_d <= tol) * w[None, :]).sum(axis=1)
     seed = d[int(np.argmax(support))]
@@ -171,47 +150,110 @@ def fit_correction(
     inl = np.linalg.norm(d - shift, axis=1) <= tol
     if inl.any():
         shift = np.average(d[inl], axis=0, weights=w[inl])
-    best = _shift_affine(float(shift[0]), float(shift[1]))
-    if not allow_affine or n < 6:
-        return best, inl, False
+    return shift, inl
+
+
+def _affine_consensus(
+    p: np.ndarray, d: np.ndarray, tol: float, max_trials: int = 2000
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """RANSAC over triplets: the affine displacement model ``d = [p - p0, 1] @ coef`` most
+    estimates agree on (within ``tol``), refitted on its inliers; None when no triplet works."""
+    n = len(p)
+    p0 = p.mean(axis=0)
+    x = np.column_stack([p - p0, np.ones(n)])
+    trios = list(itertools.combinations(range(n), 3))
+    if len(trios) > max_trials:
+        pick = np.random.default_rng(0).choice(len(trios), max_trials, replace=False)
+        trios = [trios[i] for i in sorted(pick)]
+    best: tuple[int, float] = (0, np.inf)
+    best_inl: np.ndarray | None = None
+    for trio in trios:
+        idx = list(trio)
+        a = x[idx]
+        if abs(np.linalg.det(a)) < 1e-9 * max(1.0, float(np.abs(a).max()) ** 2):
+            continue  # collinear
+        coef = np.linalg.solve(a, d[idx])
+        r = np.linalg.norm(d - x @ coef, axis=1)
+        inl = r <= tol
+        score = (int(inl.sum()), float(r[inl].sum()))
+        if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+            best, best_inl = score, inl
+    if best_inl is None or best_inl.sum() < 3:
+        return None
+    inl = best_inl
+    for _ in range(2):  # refit on the inliers, take the inliers of the refit
+        coef, *_ = np.linalg.lstsq(x[inl], d[inl], rcond=None)
+        inl = np.linalg.norm(d - x @ coef, axis=1) <= tol
+        if inl.sum() < 3:
+            return None
+    coef, *_ = np.linalg.lstsq(x[inl], d[inl], rcond=None)
+    return coef, inl
+
+
+def fit_candidates(
+    estimates: Sequence[ShiftEstimate],
+    gsd: float,
+    allow_affine: bool = True,
+    tol_m: float | None = None,
+) -> tuple[tuple[Affine, np.ndarray], tuple[Affine, np.ndarray] | None]:
+    """The robust shift and, where plausible, an affine candidate, each with its inliers.
+
+    Shift: the consensus of the estimates — the one with the most support (estimates within
+    ``tol_m``, default ``gsd``, weighted by their peak significance) seeds the inliers, whose
+    weighted mean is the shift. Real pairs disagree locally (roofs lean differently between two
+    ortho products, new buildings bias windows), so a median of few estimates can land between
+    clusters; the consensus cannot. Affine (>= 6 estimates spread over >= 10 px): the
+    displacement model most estimates agree on (RANSAC over triplets), kept as a candidate only
+    when its rotation/scale is plausible for georeferencing (<= :data:`MAX_AFFINE_LINEAR`), it
+    makes a visible difference across the area, and it agrees with at least 6 estimates and
+    more than the shift does. :func:`coregister` measures both and keeps the better.
+    """
+    n = len(estimates)
+    if n == 0:
+        return (Affine.identity(), np.zeros(0, dtype=bool)), None
+    tol = max(tol_m if tol_m is not None else gsd, 0.5 * gsd)
+    p = np.array([[e.x, e.y] for e in estimates])
+    # displacement in map metres: x right, y up (grid rows run south)
+    d = np.array([[e.sx * gsd, -e.sy * gsd] for e in estimates])
+    w = np.array([max(float(e.psr), 1e-3) for e in estimates])
+    shift, inl = _shift_consensus(d, w, tol)
+    best = (_shift_affine(float(shift[0]), float(shift[1])), inl)
     span = np.ptp(p, axis=0)
-    if span.min() < 10 * gsd:
-        return best, inl, False
-    # a rotation/scale spreads the shifts linearly across the scene, so few agree on one shift:
-    # then the affine starts from every estimate and drops outliers itself
-    fallback = inl.sum() < 6
-    a_inl = np.ones(n, dtype=bool) if fallback else inl.copy()
-    p0 = p[a_inl].mean(axis=0)
-    coef = np.zeros((3, 2))
-    for _ in range(4):
-        x = np.column_stack([p[a_inl] - p0, np.ones(a_inl.sum())])
-        coef, *_ = np.linalg.lstsq(x, d[a_inl], rcond=None)
-        pred = np.column_stack([p - p0, np.ones(n)]) @ coef
-        r = np.linalg.norm(d - pred, axis=1)
-        rmad = np.median(r[a_inl]) * 1.4826
-        new = r <= min(max(3.0 * rmad, 0.5 * gsd), max(tol, 0.5 * gsd))
-        if new.sum() < 6 or (new == a_inl).all():
-            break
-        a_inl = new
-    if a_inl.sum() < 6 or (fallback and a_inl.sum() < 0.75 * n):
-        # started from every estimate, the affine must explain nearly all of them
-        return best, inl, False
-    pred = np.column_stack([p[a_inl] - p0, np.ones(a_inl.sum())]) @ coef
-    aff_rms = float(np.sqrt(np.mean(np.sum((d[a_inl] - pred) ** 2, axis=1))))
-    # the shift's misfit on the same estimates the affine explains
-    shift_rms = float(np.sqrt(np.mean(np.sum((d[a_inl] - d[a_inl].mean(axis=0)) ** 2, axis=1))))
-    # max displacement difference the linear part makes across the sampled area
+    if not allow_affine or n < 6 or span.min() < 10 * gsd:
+        return best, None
+    found = _affine_consensus(p, d, tol)
+    if found is None:
+        return best, None
+    coef, a_inl = found
     lin = coef[:2].T
     spread = float(np.abs(lin @ (span / 2.0)).max())
     # a georeferencing error rotates/scales by a few degrees/percent at most: beyond that the
     # "affine" is fitting changed content, not misregistration
     plausible = float(np.abs(lin).max()) <= MAX_AFFINE_LINEAR
-    if plausible and spread > 0.5 * gsd and aff_rms < 0.7 * shift_rms:
-        # D(q) = q + lin (q - p0) + t  (q in map coords)
-        m = np.eye(2) + lin
-        t = coef[2] - lin @ p0
-        return Affine(m[0, 0], m[0, 1], t[0], m[1, 0], m[1, 1], t[1]), a_inl, True
-    return best, inl, False
+    if not (plausible and spread > 0.5 * gsd and a_inl.sum() >= 6 and a_inl.sum() > inl.sum()):
+        return best, None
+    # D(q) = q + lin (q - p0) + t  (q in map coords)
+    p0 = p.mean(axis=0)
+    m = np.eye(2) + lin
+    t = coef[2] - lin @ p0
+    return best, (Affine(m[0, 0], m[0, 1], t[0], m[1, 0], m[1, 1], t[1]), a_inl)
+
+
+def fit_correction(
+    estimates: Sequence[ShiftEstimate],
+    gsd: float,
+    allow_affine: bool = True,
+    tol_m: float | None = None,
+) -> tuple[Affine, np.ndarray, bool]:
+    """Robust map-space update ``D`` (apply as ``C_new = C_old @ D``) from shift estimates.
+
+    Returns ``(D, inlier_mask, is_affine)``: the affine candidate of :func:`fit_candidates`
+    when there is one, else the shift (without measuring: :func:`coregister` measures both).
+    """
+    shift, affine = fit_candidates(estimates, gsd, allow_affine, tol_m)
+    if affine is not None:
+        return affine[0], affine[1], True
+    return shift[0], shift[1], False
 
 
 _MODES: dict[tuple[bool, bool], RegistrationMode] = {
@@ -279,7 +321,9 @@ def coregister(
             f"(need {gate.min_estimates})",
         )
     ests = _pick(first, idx)
-    correction, agree, is_aff = fit_correction(ests, gsd, tol_m=gate.max_window_m / 2)
+    (shift_c, agree), affine = fit_candidates(ests, gsd, tol_m=gate.max_window_m / 2)
+    if affine is not None:
+        agree = affine[1] if affine[1].sum() > agree.sum() else agree
     if int(agree.sum()) < gate.min_estimates:
         # chance peaks (unrelated or wholly changed content) scatter; a real misregistration
         # shows as a group of windows that agree on it
@@ -288,8 +332,19 @@ def coregister(
             f"{len(idx)} of {n_windows} sub-windows gave a confident shift estimate but at most "
             f"{int(agree.sum())} agree on one shift (need {gate.min_estimates})",
         )
+    # measured, not assumed: the shift and (where there is one) the affine are both applied and
+    # measured again; the one that leaves the smaller residual is kept
+    correction, is_aff = shift_c, False
     verify = measure(correction)
     vidx = confident(verify)
+    if affine is not None:
+        verify_a = measure(affine[0])
+        vidx_a = confident(verify_a)
+        if len(vidx_a) >= gate.min_estimates and (
+            len(vidx) < gate.min_estimates
+            or _residual(_pick(verify_a, vidx_a)) < _residual(_pick(verify, vidx))
+        ):
+            correction, is_aff, verify, vidx = affine[0], True, verify_a, vidx_a
     # second pass: fold any remaining global shift in
     if len(vidx) >= gate.min_estimates:
         vest = _pick(verify, vidx)
@@ -383,6 +438,11 @@ def coregister(
     )
     log.info(reg.message)
     return reg
+
+
+def _residual(ests: Sequence[ShiftEstimate]) -> float:
+    """PSR-weighted median residual (working px) of verification estimates."""
+    return _weighted_median(_magnitudes(ests), np.array([e.psr for e in ests]))
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

@@ -144,10 +144,17 @@ def coreg_windows(
         wins: list[TileWindow] = []
         cells: list[BaseGeometry] = []
         prepared = prep(common.buffer(grid.gsd))
+        half = win_m / 2.0
+        taken: set[tuple[float, float]] = set()
         for j in range(ny):
             for i in range(nx):
                 cx, cy = ox + (i + 0.5) * spacing, oy + (j + 0.5) * spacing
-                half = win_m / 2.0
+                # overlapping windows on a small area: pull the edge ones inside the bounds
+                cx = min(max(cx, minx + half), maxx - half)
+                cy = min(max(cy, miny + half), maxy - half)
+                if (round(cx, 3), round(cy, 3)) in taken:
+                    continue
+                taken.add((round(cx, 3), round(cy, 3)))
                 if not prepared.contains(box(cx - half, cy - half, cx + half, cy + half)):
                     continue
                 w = bounds_to_window(grid.transform, (cx - half, cy - half, cx + half, cy + half))
