@@ -425,19 +425,43 @@ def coregister(
         log.info(reg.message)  # the caller decides: an error where nothing else is compared
         return reg
     reg.status = "verified"
-    reg.not_comparable = shapely.union_all([cells[i] for i in bad]) if bad else shapely.Polygon()
+    local_bad, isolated = _clustered(bad, cells, gsd)
+    reg.not_comparable = (
+        shapely.union_all([cells[i] for i in local_bad]) if local_bad else shapely.Polygon()
+    )
     reg.message = (
         f"co-registered: {shift}, {res_txt} from {len(idx)}/{n_windows} sub-windows, "
         f"confidence {reg.confidence:.2f}"
         + (
-            f"; {len(bad)} sub-window area(s) above {gate.max_window_px:g} px "
+            f"; {len(local_bad)} sub-window area(s) above {gate.max_window_px:g} px "
             f"({gate.max_window_m:.2f} m) not comparable"
-            if bad
+            if local_bad
+            else ""
+        )
+        + (
+            f"; {len(isolated)} isolated sub-window(s) disagree with all their neighbours "
+            "(changed content, not misregistration): kept comparable"
+            if isolated
             else ""
         )
     )
     log.info(reg.message)
     return reg
+
+
+def _clustered(
+    bad: Sequence[int], cells: Sequence[BaseGeometry], gsd: float
+) -> tuple[list[int], list[int]]:
+    """Split sub-windows above the window bound into those next to another such window (a
+    misregistration spans neighbouring areas: a seam, a relief error) and isolated ones.
+
+    An isolated disagreeing window among agreeing neighbours is what a new building, a
+    demolition or a construction site does to phase correlation — exactly what the product
+    must look at — so it is not marked not comparable.
+    """
+    grown = {i: cells[i].buffer(2 * gsd) for i in bad}
+    local = [i for i in bad if any(j != i and grown[i].intersects(cells[j]) for j in bad)]
+    return local, [i for i in bad if i not in local]
 
 
 def _residual(ests: Sequence[ShiftEstimate]) -> float:

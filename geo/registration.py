@@ -242,7 +242,8 @@ class Registration:
             return "partial"
         moved = self.shift_m + self.local_max_m
         assert self.gate is not None
-        return "corrected" if moved >= 0.5 * self.gate.ref_gsd else "pass"
+        corrected = self.affine is not None or moved >= 0.5 * self.gate.ref_gsd
+        return "corrected" if corrected else "pass"
 
     @property
     def local_max_m(self) -> float:
