@@ -18,8 +18,9 @@ never finer than the working GSD (the detector sees nothing finer); :class:`Gate
 Outcomes (:data:`CoregStatus`):
 
 * ``verified``   — confident estimates agree; the correction (if any) brought the median
-  residual under the gate. Areas whose own residual stays above the window bound are *not
-  comparable* (``Registration.not_comparable``); the rest is compared.
+  residual under the gate. Neighbouring sub-windows whose own residual stays above the window
+  bound are *not comparable* (``Registration.not_comparable``); an isolated one (a new building
+  biases its window) stays comparable; the rest is compared.
 * ``unverified`` — too few sub-windows gave a confident estimate (a scene that changed a lot,
   bare land built over, little texture). No evidence is not evidence of misregistration: the
   baseline is used as georeferenced and every lead says so.
