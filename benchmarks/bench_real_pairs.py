@@ -14,9 +14,13 @@ benchmarks/bench_real_pairs.py --label before``):
   compared area > 0), pairs that stopped with a co-registration error, object tp/fp/fn and F1
   (IoU >= 0.25 against the label's changed blobs as polygons), false leads per km² compared and
   the median lead-area / true-area ratio of matched objects;
-* **no-change pairs** — the held-out fair-drone mosaics (never trained on) and the ODM
-  orthophoto against a satellite-like copy of themselves (0.5 m EPSG:3857 warp, other colours,
-  blur, JPEG q60, a (0.8, -0.6) m shift): every lead is false.
+* **no-change pairs** — every fair-drone mosaic (the two held out of training are marked) and
+  the ODM orthophoto against a satellite-like copy of itself (an EPSG:3857 warp at 0.3, 0.4, 0.5
+  or 0.6 m in turn, other colours, blur, JPEG q60, a 1.5 px shift at that GSD): every lead is
+  false.
+
+``--weights`` measures other weights, ``--gsd`` another working GSD (tiling.gsd), ``--min-score``
+another lead threshold (both classes).
 
 Validation only: nothing here is trained on. Skips (with a line) what is absent.
 """
@@ -108,19 +112,19 @@ def no_change(det, config) -> dict:  # type: ignore[no-untyped-def]
     from pipelines.detect import detect_leads
 
     warped_copy = _load("bw_bench_data", HERE / "benchmarks" / "_bench_data.py").warped_copy
-    sources = [
-        DATA / "fair-drone" / "area2" / "area2_cluster01_z21.tif",
-        DATA / "fair-drone" / "area4" / "area4_cluster02_z21.tif",
-        DATA / "odm" / "orthophoto.tif",
-    ]
+    held_out = {"area2_cluster01_z21", "area4_cluster02_z21", "orthophoto"}
+    sources = sorted((DATA / "fair-drone").glob("area*/*.tif")) + [DATA / "odm" / "orthophoto.tif"]
     rows: dict = {}
     km2_total, false_total = 0.0, 0
-    for src in sources:
+    km2_held, false_held = 0.0, 0
+    for k, src in enumerate(sources):
         if not src.is_file():
             print(f"({src} not present: skipped)")
             continue
+        base_gsd = (0.3, 0.4, 0.5, 0.6)[k % 4]
+        shift = (1.5 * base_gsd * 0.8, -1.5 * base_gsd * 0.6)
         with tempfile.TemporaryDirectory() as tmp:
-            base = warped_copy(src, Path(tmp) / "w.tif", CRS.from_epsg(3857), 0.5, (0.8, -0.6))
+            base = warped_copy(src, Path(tmp) / "w.tif", CRS.from_epsg(3857), base_gsd, shift)
             with rasterio.open(base) as ds:
                 profile, arr = ds.profile, ds.read()
             rgb = cv2.GaussianBlur(np.ascontiguousarray(np.moveaxis(arr[:3], 0, -1)), (0, 0), 0.8)
@@ -139,14 +143,19 @@ def no_change(det, config) -> dict:  # type: ignore[no-untyped-def]
             n = int((res.leads["status"] == "lead").sum()) if len(res.leads) else 0
             reg = res.registration
             status = reg.get("status") or ("passed" if reg.get("gate_passed") else "gate failed")
-            rows[src.stem] = {"compared_km2": round(km2, 4), "false_leads": n, "coreg": status}
+            rows[src.stem] = {"compared_km2": round(km2, 4), "false_leads": n, "coreg": status,
+                              "baseline_gsd": base_gsd, "held_out": src.stem in held_out}  # fmt: skip
             km2_total += km2
             false_total += n
+            if src.stem in held_out:
+                km2_held += km2
+                false_held += n
             print(f"{src.stem:22s} {json.dumps(rows[src.stem])}", flush=True)
     rows["total"] = {
         "compared_km2": round(km2_total, 4),
         "false_leads": false_total,
         "false_per_km2": round(false_total / km2_total, 1) if km2_total else None,
+        "held_out_false_per_km2": round(false_held / km2_held, 1) if km2_held else None,
     }
     print(f"{'total':22s} {json.dumps(rows['total'])}")
     return rows
@@ -157,17 +166,30 @@ def main() -> None:
     ap.add_argument("--label", default="now", help="name of this measurement in the output")
     ap.add_argument("--coreg-off", action="store_true", help="co-registration mode off")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--weights", type=Path, default=None, help="weights (default: shipped)")
+    ap.add_argument("--gsd", type=float, default=None, help="working GSD (tiling.gsd)")
+    ap.add_argument("--min-score", type=float, default=None, help="lead threshold, both classes")
+    ap.add_argument("--only", choices=["change", "no_change"], default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from models.detector import ChangeDetector
     from pipelines.config import BuildwatchConfig
 
-    config = BuildwatchConfig.model_validate({"coreg": {"mode": "off"}} if args.coreg_off else {})
-    det = ChangeDetector.load(None, device="cpu")
-    print(f"== {args.label}: change pairs (WHU-CD, DSIFN-CD) through detect_leads")
-    result = {"change": change_pairs(det, config)}
-    print(f"== {args.label}: no-change pairs (held-out drone mosaics, ODM vs satellite-like copy)")
-    result["no_change"] = no_change(det, config)
+    raw: dict = {"coreg": {"mode": "off"}} if args.coreg_off else {}
+    if args.gsd:
+        raw["tiling"] = {"gsd": args.gsd}
+    if args.min_score is not None:
+        raw["filters"] = {"min_score": {"new_building": args.min_score,
+                                        "construction": args.min_score}}  # fmt: skip
+    config = BuildwatchConfig.model_validate(raw)
+    det = ChangeDetector.load(args.weights, device="cpu")
+    result: dict = {}
+    if args.only != "no_change":
+        print(f"== {args.label}: change pairs (WHU-CD, DSIFN-CD) through detect_leads")
+        result["change"] = change_pairs(det, config)
+    if args.only != "change":
+        print(f"== {args.label}: no-change pairs (drone mosaics, ODM vs satellite-like copy)")
+        result["no_change"] = no_change(det, config)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
 

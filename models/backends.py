@@ -44,7 +44,9 @@ class Backend(Protocol):
     batch: int
     half: bool
 
-    def run(self, x: np.ndarray) -> np.ndarray: ...
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """The network outputs: predictions, then (segment models) mask prototypes."""
+        ...
 
 
 def cache_dir_for(weights: Path, cache_dir: str | Path | None = None) -> Path:
@@ -78,7 +80,7 @@ class TorchBackend:
         self.device = torch.device(device)
         self.half = bool(self.device.type == "cuda" if half is None else half)
         try:
-            model: Any = YOLO(str(weights), task="detect").model
+            model: Any = YOLO(str(weights)).model
         except Exception as exc:  # ultralytics raises many kinds for a bad file
             raise ModelError(
                 f"{weights}: cannot load YOLO weights ({exc}); pass a buildwatch .pt"
@@ -88,14 +90,16 @@ class TorchBackend:
         self.model = model.half() if self.half else model.float()
         self._torch = torch
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             t = torch.from_numpy(x).to(self.device, non_blocking=True)
             t = t.half() if self.half else t.float()
             out = self.model(t)
+            # detect: pred or (pred, raw); segment: ((pred, proto), raw)
             out = out[0] if isinstance(out, list | tuple) else out
-            return out.float().cpu().numpy()
+            parts = list(out) if isinstance(out, list | tuple) else [out]
+            return [p.float().cpu().numpy() for p in parts]
 
 
 def export_onnx(weights: Path, imgsz: int, batch: int, cache: Path, tag: str) -> Path:
@@ -110,7 +114,7 @@ def export_onnx(weights: Path, imgsz: int, batch: int, cache: Path, tag: str) ->
         copy = Path(tmp) / weights.name
         shutil.copyfile(weights, copy)
         try:
-            out = YOLO(str(copy), task="detect").export(
+            out = YOLO(str(copy)).export(
                 format="onnx", imgsz=imgsz, batch=batch, dynamic=False, simplify=False,
                 half=False, verbose=False,
             )  # fmt: skip
@@ -152,8 +156,9 @@ class OnnxBackend:
         self.input = self.session.get_inputs()[0].name
         self.batch = batch
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(None, {self.input: x.astype(np.float32)})[0])
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        outs = self.session.run(None, {self.input: x.astype(np.float32)})
+        return [np.asarray(o) for o in outs]
 
 
 class OpenVinoBackend:
@@ -170,9 +175,9 @@ class OpenVinoBackend:
         self.compiled = core.compile_model(str(xml), "CPU", config)
         self.batch = batch
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
         result = self.compiled(x.astype(np.float32))
-        return np.asarray(result[self.compiled.output(0)])
+        return [np.asarray(result[out]) for out in self.compiled.outputs]
 
 
 def available_cpu_backends() -> list[BackendName]:

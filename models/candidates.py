@@ -1,7 +1,8 @@
 """``Candidates``: the one container for model detections (aligned arrays, validated).
 
-A candidate is one box the detector found in one tile, in that tile's *pixel* coordinates at the
-working GSD. Turning candidates into map polygons is the job of the leads stage.
+A candidate is one structure the detector found in one tile, in that tile's *pixel* coordinates at
+the working GSD: its box, and (from a segment model) its outline. Turning candidates into map
+polygons is the job of the leads stage.
 
 >>> import numpy as np
 >>> c = Candidates(xyxy=np.array([[0, 0, 10, 10]], np.float32), score=np.array([0.9], np.float32),
@@ -29,12 +30,15 @@ class Candidates:
         score: (N,) float32 confidence in [0, 1].
         class_id: (N,) int64 index into :data:`models.classes.CLASS_NAMES`.
         tile_id: (N,) int64 index of the tile each box came from (``-1`` when unknown).
+        outline: (N,) object array: each row a ``(k, 2)`` float32 array of the structure's outline
+            vertices (x, y in tile pixels), or ``None`` where only the box is known.
     """
 
     xyxy: np.ndarray
     score: np.ndarray
     class_id: np.ndarray
     tile_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    outline: np.ndarray = field(default_factory=lambda: np.empty(0, object))
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -44,6 +48,12 @@ class Candidates:
         tile_id = np.asarray(self.tile_id, dtype=np.int64).reshape(-1)
         if tile_id.size == 0 and n:
             tile_id = np.full(n, -1, np.int64)
+        outline = np.empty(n, object)
+        given = np.asarray(self.outline, dtype=object).reshape(-1) if len(self.outline) else ()
+        if len(given) not in (0, n):
+            raise ValueError(f"Candidates.outline has {len(given)} rows but xyxy has {n}")
+        for i, pts in enumerate(given):
+            outline[i] = None if pts is None else np.asarray(pts, np.float32).reshape(-1, 2)
         for name, arr in (("score", score), ("class_id", class_id), ("tile_id", tile_id)):
             if len(arr) != n:
                 raise ValueError(f"Candidates.{name} has {len(arr)} rows but xyxy has {n}")
@@ -55,6 +65,7 @@ class Candidates:
         object.__setattr__(self, "score", score)
         object.__setattr__(self, "class_id", class_id)
         object.__setattr__(self, "tile_id", tile_id)
+        object.__setattr__(self, "outline", outline)
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -63,8 +74,9 @@ class Candidates:
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         return Candidates(
-            self.xyxy[index], self.score[index], self.class_id[index], self.tile_id[index]
-        )
+            self.xyxy[index], self.score[index], self.class_id[index], self.tile_id[index],
+            self.outline[index],
+        )  # fmt: skip
 
     @classmethod
     def empty(cls) -> Candidates:
@@ -80,7 +92,15 @@ class Candidates:
             np.concatenate([p.score for p in parts]),
             np.concatenate([p.class_id for p in parts]),
             np.concatenate([p.tile_id for p in parts]),
+            np.concatenate([p.outline for p in parts]),
         )
 
+    @property
+    def has_outlines(self) -> bool:
+        """True when at least one candidate carries an outline (a segment model made them)."""
+        return any(o is not None for o in self.outline)
+
     def with_tile_id(self, tile_id: int) -> Candidates:
-        return Candidates(self.xyxy, self.score, self.class_id, np.full(len(self), tile_id))
+        return Candidates(
+            self.xyxy, self.score, self.class_id, np.full(len(self), tile_id), self.outline
+        )

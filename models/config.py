@@ -53,6 +53,8 @@ class FairDroneData(_Strict):
     n_val: int = Field(default=16, ge=0)
     gsd_range: tuple[float, float] = (0.1, 0.35)
     no_change_fraction: float = Field(default=0.2, ge=0, le=1)
+    estate_fraction: float = Field(default=0.25, ge=0, le=1, description="whole blocks new")
+    paste_fraction: float = Field(default=0.15, ge=0, le=1, description="buildings pasted in")
 
 
 class LabelledPair(_Strict):

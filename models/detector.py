@@ -42,7 +42,7 @@ from models.backends import (
 from models.candidates import Candidates
 from models.card import ModelCard, read_card, sha256
 
-__all__ = ["ChangeDetector", "DEFAULT_WEIGHTS", "preprocess"]
+__all__ = ["ChangeDetector", "DEFAULT_WEIGHTS", "preprocess", "mask_outline", "square_outline"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,84 @@ def preprocess(images: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, np.
         batch[i, :, :h, :w] = arr.transpose(2, 0, 1).astype(np.float32) / 255.0
         scales[i] = r
     return batch, scales
+
+
+def square_outline(pts: np.ndarray, rectangularity: float = 0.9) -> np.ndarray:
+    """``pts`` replaced by its minimum-area rectangle when it fills at least ``rectangularity`` of it.
+
+    Most structures are rectangles; a mask outline traces them with rounded, pixel-stepped corners.
+    Where the outline is that close to its rectangle, the rectangle *is* the better outline.
+    """
+    if len(pts) < 3:
+        return pts
+    area = abs(cv2.contourArea(pts.astype(np.float32)))
+    rect = cv2.minAreaRect(pts.astype(np.float32))
+    rect_area = rect[1][0] * rect[1][1]
+    if rect_area > 0 and area / rect_area >= rectangularity:
+        return cv2.boxPoints(rect).astype(np.float32)
+    return pts
+
+
+def _grow_half_pixel(c: np.ndarray) -> np.ndarray:
+    """A contour through boundary-pixel centres, grown by half a pixel to the pixels' outer edges."""
+    from shapely import Polygon
+
+    poly = Polygon(c).buffer(0.5, join_style="mitre", mitre_limit=2.0)
+    if poly.is_empty or poly.geom_type != "Polygon":
+        return c
+    return np.asarray(poly.exterior.coords, np.float32)[:-1]
+
+
+def mask_outline(
+    coeffs: np.ndarray,
+    proto: np.ndarray,
+    box: np.ndarray,
+    imgsz: int,
+    scale: float,
+    tile_shape: tuple[int, int],
+    simplify_px: float = 1.0,
+) -> np.ndarray | None:
+    """One instance's outline (tile pixels) from its mask coefficients and the prototypes.
+
+    The mask is ``sigmoid(coeffs @ proto)`` inside the box, as ultralytics computes it, but only
+    the box's own window of the prototype grid is decoded and upsampled, and the result is traced
+    (``cv2.findContours``), simplified by ``simplify_px`` and squared where it is rectangular.
+    ``box`` is in network-input pixels; ``scale`` the input/tile pixel ratio.
+    """
+    nm, ph, pw = proto.shape
+    k = ph / imgsz  # proto cells per input pixel
+    x0, y0, x1, y1 = (float(v) for v in box)
+    c0, r0 = max(0, int(np.floor(x0 * k)) - 1), max(0, int(np.floor(y0 * k)) - 1)
+    c1, r1 = min(pw, int(np.ceil(x1 * k)) + 1), min(ph, int(np.ceil(y1 * k)) + 1)
+    if c1 - c0 < 1 or r1 - r0 < 1:
+        return None
+    logits = (coeffs.astype(np.float32) @ proto[:, r0:r1, c0:c1].reshape(nm, -1)).reshape(
+        r1 - r0, c1 - c0
+    )
+    up = 1.0 / (k * scale)  # tile pixels per proto cell
+    tw, th = max(1, round((c1 - c0) * up)), max(1, round((r1 - r0) * up))
+    big = cv2.resize(logits, (tw, th), interpolation=cv2.INTER_LINEAR)
+    ox, oy = c0 * up, r0 * up  # tile-pixel origin of the window
+    mask = (big > 0).astype(np.uint8)
+    bx0, by0 = max(0, round(x0 / scale - ox)), max(0, round(y0 / scale - oy))
+    bx1, by1 = round(x1 / scale - ox), round(y1 / scale - oy)
+    clip = np.zeros_like(mask)
+    clip[by0:by1, bx0:bx1] = 1
+    mask &= clip
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)
+    if cv2.contourArea(c) < 4:
+        return None
+    c = cv2.approxPolyDP(c, simplify_px, True).reshape(-1, 2).astype(np.float32)
+    if len(c) < 3:
+        return None
+    c = _grow_half_pixel(square_outline(c) + np.array([ox + 0.5, oy + 0.5], np.float32))
+    h, w = tile_shape
+    c[:, 0] = c[:, 0].clip(0, w)
+    c[:, 1] = c[:, 1].clip(0, h)
+    return c
 
 
 def _default_card(weights: Path) -> ModelCard:
@@ -163,16 +241,25 @@ class ChangeDetector:
             if self.backend.batch and len(chunk) < self.backend.batch:  # static batch: pad
                 pad = np.zeros((self.backend.batch - len(chunk), *x.shape[1:]), np.float32)
                 x = np.concatenate([x, pad])
-            raw = self.backend.run(x)[: len(chunk)]
+            outs = self.backend.run(x)
+            raw = outs[0][: len(chunk)]
+            protos = outs[1][: len(chunk)] if len(outs) > 1 and outs[1].ndim == 4 else None
             dets = non_max_suppression(torch.from_numpy(np.ascontiguousarray(raw)), conf, iou,
                                        max_det=max_det, nc=self.nc)  # fmt: skip
-            for img, det, r in zip(chunk, dets, scales, strict=True):
+            for i, (img, det, r) in enumerate(zip(chunk, dets, scales, strict=True)):
                 d = det.cpu().numpy()
                 h, w = img.shape[:2]
                 xyxy = d[:, :4] / r
                 xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
                 xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
-                out.append(Candidates(xyxy, d[:, 4].clip(0, 1), d[:, 5].astype(np.int64)))
+                outline = np.empty(len(d), object)
+                if protos is not None and len(d):
+                    for j in range(len(d)):
+                        outline[j] = mask_outline(
+                            d[j, 6:], protos[i], d[j, :4], self.imgsz, r, (h, w)
+                        )
+                out.append(Candidates(xyxy, d[:, 4].clip(0, 1), d[:, 5].astype(np.int64),
+                                      outline=outline))  # fmt: skip
         return out
 
     __call__ = predict

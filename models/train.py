@@ -8,16 +8,20 @@ model card ``out/<name>.yaml`` beside it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from geo.atomic import write_text_atomic
 from geo.errors import ConfigError, InputFileError, ModelError
 from models.card import ModelCard, read_card, sha256, write_card
 from models.classes import CLASS_NAMES
@@ -66,7 +70,10 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
             seed=cfg.seed,
             renderer=syn.renderer,
         )
-        out["synthetic"] = build_synthetic(root / "synthetic", spec, workers, syn.time_budget_s)
+        out["synthetic"] = _reuse_or_build(
+            root / "synthetic", spec,
+            lambda: build_synthetic(root / "synthetic", spec, workers, syn.time_budget_s),
+        )  # fmt: skip
     fd = cfg.data.fairdrone
     if fd.enabled and fd.n_train + fd.n_val:
         prepared = Path(fd.prepared)
@@ -84,9 +91,14 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 working_gsd=cfg.working_gsd_m,
                 gsd_range=fd.gsd_range,
                 no_change_fraction=fd.no_change_fraction,
+                estate_fraction=fd.estate_fraction,
+                paste_fraction=fd.paste_fraction,
                 seed=cfg.seed,
             )
-            out["fairdrone"] = build_fairdrone(prepared, root / "fairdrone", spec_fd, workers)
+            out["fairdrone"] = _reuse_or_build(
+                root / "fairdrone", spec_fd,
+                lambda: build_fairdrone(prepared, root / "fairdrone", spec_fd, workers),
+            )  # fmt: skip
         elif fd.required:
             raise InputFileError(
                 f"{prepared}: no prepared fair-drone mosaics and no source at {fd.source}; "
@@ -101,6 +113,25 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
     if not out:
         raise ConfigError("training config enables no dataset with chips; enable data.synthetic")
     return out
+
+
+def _reuse_or_build(root: Path, spec: Any, build: Callable[[], Path]) -> Path:
+    """``root/data.yaml`` when ``root`` already holds the chips of exactly ``spec``, else build.
+
+    The chips are seeded, so the same spec gives the same chips: a rerun of a stopped training
+    (or one with other training settings) need not render them again. The spec is recorded in
+    ``root/spec.json`` after a complete build; a partial build has none and is rebuilt.
+    """
+    record = root / "spec.json"
+    wanted = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
+    data_yaml = root / "data.yaml"
+    if record.is_file() and data_yaml.is_file() and record.read_text() == wanted:
+        log.info("%s: chips already built for this spec; reused", root)
+        return data_yaml
+    record.unlink(missing_ok=True)
+    data_yaml = build()
+    write_text_atomic(record, wanted)
+    return data_yaml
 
 
 def build_labelled_pairs(cfg: TrainConfig, root: Path) -> Path:
@@ -186,24 +217,56 @@ def _metrics(model: Any, data_yaml: Path, cfg: TrainConfig, device: str, project
             j = idx.index(i)
             per_class[name] = {"precision": round(float(box.p[j]), 4), "recall": round(float(box.r[j]), 4),
                                "map50": round(float(box.ap50[j]), 4)}  # fmt: skip
-    return {"precision": round(float(box.mp), 4), "recall": round(float(box.mr), 4),
-            "map50": round(float(box.map50), 4), "map50_95": round(float(box.map), 4),
-            "per_class": per_class}  # fmt: skip
+    out = {"precision": round(float(box.mp), 4), "recall": round(float(box.mr), 4),
+           "map50": round(float(box.map50), 4), "map50_95": round(float(box.map), 4),
+           "per_class": per_class}  # fmt: skip
+    seg = getattr(res, "seg", None)
+    if seg is not None:  # a segment model: the outlines' own scores
+        out["mask_map50"] = round(float(seg.map50), 4)
+        out["mask_map50_95"] = round(float(seg.map), 4)
+    return out
 
 
-def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") -> TrainResult:
-    """Build data, train, validate and write ``<name>.pt`` + ``<name>.yaml`` under ``out``."""
+def _built_datasets(root: Path) -> dict[str, Path]:
+    """The datasets an earlier run built under ``root`` (builder name -> data.yaml)."""
+    return {p.parent.name: p for p in sorted(root.glob("*/data.yaml"))}
+
+
+def train(
+    cfg: TrainConfig, out: str | Path | None = None, command: str = "", resume: bool = False
+) -> TrainResult:
+    """Build data, train, validate and write ``<name>.pt`` + ``<name>.yaml`` under ``out``.
+
+    ``resume=True`` continues the run in ``out`` from its last epoch checkpoint
+    (``out/train/weights/last.pt``, written after every epoch) on the chips already built, so a
+    CPU training can be stopped and taken up again across sessions.
+    """
     out = Path(out or cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     configure_ultralytics()
     t0 = time.monotonic()
-    datasets = build_datasets(cfg, out / "data")
-    data_yaml = _combined_yaml(datasets, out / "data")
+    last = out / "train" / "weights" / "last.pt"
+    if resume:
+        datasets = _built_datasets(out / "data")
+        if not last.is_file() or not datasets:
+            raise ConfigError(
+                f"{last}: no checkpoint to resume (or no chips under {out / 'data'}); "
+                "start the run without --resume"
+            )
+    else:
+        datasets = build_datasets(cfg, out / "data")
+        _combined_yaml(datasets, out / "data")
     t_data = time.monotonic() - t0
     from ultralytics import YOLO
 
     set_threads()
     device = resolve_device(cfg.device)
+    if resume:
+        log.info("resuming %s from %s", cfg.name, last)
+        t1 = time.monotonic()
+        YOLO(str(last)).train(resume=True)
+        return _finish(cfg, out, datasets, device, command, t_data, time.monotonic() - t1)
+    data_yaml = out / "data" / "data.yaml"
     model = YOLO(cfg.model)
     args: dict[str, Any] = dict(
         data=str(data_yaml), imgsz=cfg.imgsz, epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed,
@@ -217,7 +280,16 @@ def train(cfg: TrainConfig, out: str | Path | None = None, command: str = "") ->
     log.info("training %s on %s (%s)", cfg.model, device, ", ".join(datasets))
     t1 = time.monotonic()
     model.train(**args)
-    t_train = time.monotonic() - t1
+    return _finish(cfg, out, datasets, device, command, t_data, time.monotonic() - t1)
+
+
+def _finish(
+    cfg: TrainConfig, out: Path, datasets: dict[str, Path], device: str, command: str,
+    t_data: float, t_train: float,
+) -> TrainResult:  # fmt: skip
+    """Copy the best weights to ``out/<name>.pt``, validate them per dataset, write the card."""
+    from ultralytics import YOLO
+
     run_dir = out / "train"
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "train": "pipelines.commands.train:train_command",
     "evaluate": "pipelines.commands.train:evaluate_command",
     "export": "pipelines.commands.train:export_command",
+    "calibrate": "pipelines.commands.train:calibrate_command",
     "cases": "pipelines.commands.cases:group",
     "report": "pipelines.commands.report:group",
     "priorities": "pipelines.commands.maps:priorities_command",

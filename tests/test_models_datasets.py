@@ -35,7 +35,28 @@ def test_write_chip_pages_and_labels_roundtrip(tmp_path):
 
 def test_yolo_lines_clip_to_chip():
     (line,) = yolo_lines([(0, -10, -10, 50, 50)], 100, 100)
-    assert line == "0 0.250000 0.250000 0.500000 0.500000"
+    cls, *vals = line.split()
+    corners = np.asarray(vals, float).reshape(-1, 2)
+    assert cls == "0" and len(corners) == 4  # a box is written as its four corners
+    np.testing.assert_allclose(corners.min(axis=0), (0, 0))
+    np.testing.assert_allclose(corners.max(axis=0), (0.5, 0.5))
+
+
+def test_outline_labels_roundtrip_and_clip(tmp_path):
+    from models.datasets.writer import read_polygons
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    l_shape = np.array([[10, 10], [60, 10], [60, 30], [30, 30], [30, 60], [10, 60]], float)
+    beyond = np.array([[80, 80], [130, 80], [130, 130], [80, 130]], float)  # cut by the chip edge
+    write_chip(tmp_path, "train", "o", img, img, [(0, l_shape), (1, beyond)])
+    (c0, p0), (c1, p1) = read_polygons(tmp_path / "labels" / "train" / "o.txt", 100, 100)
+    from shapely import Polygon
+
+    assert (c0, c1) == (0, 1)
+    assert Polygon(p0).area == pytest.approx(Polygon(l_shape).area, rel=1e-3)  # not its box
+    assert Polygon(p1).area == pytest.approx(20 * 20, rel=1e-3)
+    boxes = read_labels(tmp_path / "labels" / "train" / "o.txt", 100, 100)
+    np.testing.assert_allclose(boxes[0][1:], (10, 10, 60, 60), atol=1e-3)
 
 
 def test_stack_pair_rejects_mismatched_grids():
@@ -55,6 +76,22 @@ def test_dihedral_moves_boxes_with_pixels(k, flip):
     ys, xs = np.nonzero(f[..., 0])
     assert boxes[0][1:] == pytest.approx((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
     np.testing.assert_array_equal(f, b)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("flip", [False, True])
+def test_dihedral_moves_outlines_with_pixels(k, flip):
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[5:25, 30:50] = 255
+    img[15:25, 40:50] = 0  # an L-shaped roof; its outline in pixel-corner coordinates:
+    ell = np.array([[30, 5], [50, 5], [50, 15], [40, 15], [40, 25], [30, 25]], float)
+    f, _, (label,) = dihedral(img, img.copy(), [(0, ell)], k, flip)
+    pts = label[1]
+    inside = np.zeros(f.shape[:2], bool)
+    ys, xs = np.mgrid[: f.shape[0], : f.shape[1]]
+    path = __import__("matplotlib.path", fromlist=["Path"]).Path(pts)
+    inside = path.contains_points(np.column_stack([xs.ravel() + 0.5, ys.ravel() + 0.5]))
+    np.testing.assert_array_equal(inside.reshape(f.shape[:2]), f[..., 0] > 0)
 
 
 def test_between_dates_keeps_shape_and_changes_baseline():
@@ -185,7 +222,7 @@ def test_remove_buildings_only_touches_the_removed_footprint(tmp_path):
 def test_fairdrone_boxes_are_removed_buildings(tmp_path):
     prep, _, _ = _prepared(tmp_path)
     spec = FairDroneSpec(n_train=4, n_val=1, size_px=64, no_change_fraction=0.0,
-                         gsd_range=(0.1, 0.1))  # fmt: skip
+                         gsd_range=(0.1, 0.1), estate_fraction=0.0, paste_fraction=0.0)  # fmt: skip
     build_fairdrone(prep, tmp_path / "ds", spec)
     n = 0
     for lbl in (tmp_path / "ds" / "labels" / "train").glob("*.txt"):
@@ -196,6 +233,45 @@ def test_fairdrone_boxes_are_removed_buildings(tmp_path):
             n += 1
     assert n >= 1
     assert fairdrone.VAL_MOSAICS[0] == "area2_cluster01_z21"
+
+
+@pytest.mark.parametrize("mode", ["estate", "paste"])
+def test_fairdrone_new_buildings_are_outlined_and_absent_before(tmp_path, mode):
+    """Estates (a block of bare land before) and pasted buildings: each label is a roof's outline,
+    bright in the flight and gone from the baseline."""
+    from shapely import Polygon
+
+    from models.datasets.writer import read_polygons
+
+    prep, _, _ = _prepared(tmp_path)
+    fractions = {"estate_fraction": 1.0, "paste_fraction": 0.0}
+    if mode == "paste":
+        fractions = {"estate_fraction": 0.0, "paste_fraction": 1.0}
+    spec = FairDroneSpec(n_train=6, n_val=0, size_px=96, no_change_fraction=0.0,
+                         gsd_range=(0.1, 0.1), seed=4, **fractions)  # fmt: skip
+    build_fairdrone(prep, tmp_path / "ds", spec)
+    n = 0
+    for lbl in (tmp_path / "ds" / "labels" / "train").glob("*.txt"):
+        chip = read_chip(tmp_path / "ds" / "images" / "train" / (lbl.stem + ".tif"))
+        for _, pts in read_polygons(lbl, 96, 96):
+            mask = np.zeros((96, 96), np.uint8)
+            cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+            inner = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+            if inner.sum() < 20:
+                continue
+            assert chip[..., :3][inner].mean() > chip[..., 3:][inner].mean() + 30
+            # the outline is the roof, not a box around shadow and ground
+            assert chip[..., :3][inner].mean() > 150
+            assert Polygon(pts).area > 0
+            n += 1
+    assert n >= 2
+
+
+def test_bare_land_is_plain_ground():
+    land = fairdrone.bare_land((200, 300), np.random.default_rng(1), 0.1)
+    assert land.shape == (200, 300, 3) and land.dtype == np.uint8
+    grey = land.mean(axis=2)
+    assert 40 < grey.mean() < 220 and grey.std() < 40  # texture, not a scene with roofs
 
 
 def test_fairdrone_missing_folder_is_a_clear_error(tmp_path):

@@ -187,3 +187,78 @@ def test_evaluate_cli_on_image_pairs_and_flight(trained, tmp_path):
     with pytest.raises(SystemExit) as ex:
         main(["evaluate", "--out", str(out)])
     assert ex.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def trained_seg(tmp_path_factory):
+    """One tiny CPU training of the outlining (segment) detector."""
+    out = tmp_path_factory.mktemp("tiny-seg")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "models/configs/tiny_seg.yaml", "--out", str(out)])
+    assert exit_info.value.code == 0
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_segment_detector_returns_outlines_inside_boxes(trained_seg, backend, tmp_path):
+    card = yaml.safe_load((trained_seg / "tiny-seg.yaml").read_text())
+    assert "mask_map50" in card["metrics"]["validation"]["synthetic"]
+    det = ChangeDetector.load(trained_seg / "tiny-seg.pt", device="cpu", backend=backend,
+                              batch=2, cache_dir=tmp_path)  # fmt: skip
+    rng = np.random.default_rng(1)
+    tiles = [rng.integers(0, 255, (128, 128, 6), dtype=np.uint8) for _ in range(2)]
+    out = det.predict(tiles, conf=0.0001)
+    outlined = [(c.xyxy[i], c.outline[i]) for c in out for i in range(len(c))
+                if c.outline[i] is not None]  # fmt: skip
+    assert outlined, "an untrained segment net still emits low-score masks"
+    for box, pts in outlined:
+        assert pts.shape[1] == 2 and len(pts) >= 3
+        assert (pts[:, 0] >= box[0] - 1.5).all() and (pts[:, 0] <= box[2] + 1.5).all()
+        assert (pts[:, 1] >= box[1] - 1.5).all() and (pts[:, 1] <= box[3] + 1.5).all()
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    from models.train import train
+
+    cfg = load_config("models/configs/tiny.yaml", [])
+    with pytest.raises(ConfigError, match="no checkpoint to resume"):
+        train(cfg, tmp_path, resume=True)
+
+
+def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
+    """A CPU training stopped mid-run (SIGKILL) goes on from its last epoch with --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "pipelines.cli", "train", "--config", "models/configs/tiny.yaml",
+           "--out", str(out), "--set", "epochs=3", "--set", "data.synthetic.n_train=8",
+           "--set", "data.synthetic.n_val=2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    results = out / "train" / "results.csv"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            last = out / "train" / "weights" / "last.pt"
+            if results.is_file() and len(results.read_text().splitlines()) >= 2 and last.is_file():
+                time.sleep(1.0)  # let the checkpoint write finish
+                break  # epoch 1 is checkpointed
+            time.sleep(0.2)
+        assert proc.poll() is None, "training ended before it could be stopped"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = len(results.read_text().splitlines()) - 1
+    assert 1 <= done < 3
+    assert not (out / "tiny-cd.pt").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out), "--resume",
+              "--set", "epochs=3", "--set", "data.synthetic.n_train=8",
+              "--set", "data.synthetic.n_val=2"])  # fmt: skip
+    assert exit_info.value.code == 0
+    assert len(results.read_text().splitlines()) - 1 == 3  # epochs 1..3, none repeated
+    assert (out / "tiny-cd.pt").is_file() and (out / "tiny-cd.yaml").is_file()

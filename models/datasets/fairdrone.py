@@ -5,9 +5,17 @@ mosaic at a known ground GSD + ``NAME_ids.png`` building ids). For each chip a r
 read, degraded to a native GSD drawn from ``gsd_range`` and resampled to the working GSD; the
 real image is the *flight*; a *baseline* is made by removing a random subset of its buildings
 (transplanting nearby building-free ground, or inpainting, on a dilated mask), then given
-between-date realism. Removed buildings are ``new_building`` boxes. ``no_change_fraction`` of the
-chips remove nothing (nuisance differences only). Needs only OpenCV and NumPy (runs on the GPU
-machine).
+between-date realism. Three kinds of change, so the detector sees how real new structures arrive:
+
+* ``remove``: a random subset of the buildings is removed from the baseline (one at a time);
+* ``estate``: a whole block (a random region, up to the whole chip) is bare land in the baseline, so
+  every building and road in it is new, as when an estate is built on a field at once;
+* ``paste``: real building cut-outs (with the ground and shadow just around them) are pasted onto
+  another window's building-free ground in the flight; the baseline is that ground.
+
+Each new building is labelled with its **outline** (from the OSM footprint), class
+``new_building``. ``no_change_fraction`` of the chips change nothing (nuisance differences only).
+Needs only OpenCV, NumPy and Shapely.
 """
 
 from __future__ import annotations
@@ -24,9 +32,16 @@ import numpy as np
 from geo.errors import InputFileError
 from models.classes import CLASS_IDS
 from models.datasets.realism import between_dates, dihedral
-from models.datasets.writer import Box, write_chip, write_data_yaml
+from models.datasets.writer import Label, write_chip, write_data_yaml
 
-__all__ = ["FairDroneSpec", "build_fairdrone", "remove_buildings", "VAL_MOSAICS"]
+__all__ = [
+    "FairDroneSpec",
+    "build_fairdrone",
+    "remove_buildings",
+    "bare_land",
+    "outline_of",
+    "VAL_MOSAICS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +60,8 @@ class FairDroneSpec:
     gsd_range: tuple[float, float] = (0.1, 0.35)
     no_change_fraction: float = 0.2
     remove_probability: float = 0.5
+    estate_fraction: float = 0.25
+    paste_fraction: float = 0.15
     seed: int = 0
 
 
@@ -143,6 +160,134 @@ def _window(img: np.ndarray, ids: np.ndarray, size: int, rng: np.random.Generato
     return win_img, win_ids
 
 
+def outline_of(mask: np.ndarray, scale: float = 1.0, eps_px: float = 0.7) -> np.ndarray | None:
+    """The outer outline (``(k, 2)`` x, y vertices times ``scale``) of the largest blob in ``mask``."""
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)
+    c = cv2.approxPolyDP(c, eps_px, True).reshape(-1, 2).astype(np.float64)
+    if len(c) < 3:
+        return None
+    # vertex coordinates are pixel centres; push them out half a pixel from the centroid
+    centre = c.mean(axis=0)
+    d = c - centre
+    norm = np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
+    return (c + 0.5 + 0.5 * d / norm) * scale
+
+
+def _ground_patch(
+    img: np.ndarray, ids: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """A real building-free window of ``size`` px from the mosaic (mirror-tiled from a smaller one)."""
+    h, w = ids.shape
+    blocked = (ids > 0) | (img.max(axis=2) == 0)
+    for side in (size, size // 2, size // 4):
+        if side < 32 or side > min(h, w):
+            continue
+        integral = np.pad(blocked.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        for _ in range(40):
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            hits = (integral[y + side, x + side] - integral[y, x + side]
+                    - integral[y + side, x] + integral[y, x])  # fmt: skip
+            if hits == 0:
+                patch = img[y : y + side, x : x + side]
+                reps = -(-size // side)
+                row = np.concatenate(
+                    [patch if j % 2 == 0 else patch[:, ::-1] for j in range(reps)], 1
+                )
+                tile = np.concatenate([row if i % 2 == 0 else row[::-1] for i in range(reps)], 0)
+                return np.ascontiguousarray(tile[:size, :size])
+    return None
+
+
+def bare_land(shape: tuple[int, int], rng: np.random.Generator, gsd: float) -> np.ndarray:
+    """A field or cleared plot as seen from above: soil or dry grass at low frequency, grain, tracks."""
+    h, w = shape
+    palette = np.array([[150, 120, 85], [170, 150, 110], [125, 115, 80], [110, 120, 70],
+                        [185, 170, 140], [140, 100, 70]], np.float32)  # fmt: skip
+    base = palette[int(rng.integers(len(palette)))] + rng.normal(0, 12, 3)
+    gh, gw = max(2, h // 64), max(2, w // 64)
+    coarse = rng.normal(0, 1, (gh, gw, 1)) + 0.25 * rng.normal(
+        0, 1, (gh, gw, 3)
+    )  # mostly brightness
+    field = cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    field = field * float(rng.uniform(6, 18))
+    fine = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.0)[..., None]
+    out = base[None, None, :] + field + fine * float(rng.uniform(4, 12))
+    for _ in range(int(rng.integers(0, 4))):  # vehicle tracks and paths across the plot
+        p0 = rng.uniform(0, [w, h]).astype(int)
+        p1 = rng.uniform(0, [w, h]).astype(int)
+        width = max(1, round(float(rng.uniform(0.4, 3.0)) / gsd))
+        shade = float(rng.uniform(-25, 30))
+        layer = np.zeros((h, w), np.float32)
+        cv2.line(layer, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1.0, width)
+        out += cv2.GaussianBlur(layer, (0, 0), 1.5)[..., None] * shade
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _feather(mask: np.ndarray, px: float) -> np.ndarray:
+    alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.5, px))
+    return np.maximum(alpha, mask.astype(np.float32))[..., None]
+
+
+def _estate(
+    img: np.ndarray, ids: np.ndarray, rng: np.random.Generator, gsd: float
+) -> tuple[np.ndarray, list[int]]:
+    """Baseline where a block (up to the whole window) was bare land; the ids of buildings in it."""
+    h, w = ids.shape
+    region = np.zeros((h, w), np.uint8)
+    if rng.random() < 0.4:
+        region[:] = 1
+    else:  # a random block: a rotated rectangle covering 30-80 % of the window
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        bw, bh = rng.uniform(0.5, 1.0) * w, rng.uniform(0.5, 1.0) * h
+        pts = cv2.boxPoints(((cx, cy), (bw, bh), float(rng.uniform(0, 90))))
+        cv2.fillPoly(region, [pts.astype(np.int32)], 1)
+    hit = [int(i) for i in np.unique(ids[region > 0]) if i]
+    margin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(1.0 / gsd) + 1,) * 2)
+    if hit:  # whole buildings, with a margin for their shadows, are inside the block
+        region = np.maximum(region, cv2.dilate(np.isin(ids, hit).astype(np.uint8), margin))
+    ground = _ground_patch(img, ids, max(h, w), rng) if rng.random() < 0.5 else None
+    if ground is None:
+        ground = bare_land((h, w), rng, gsd)
+    else:
+        ground = ground[:h, :w]
+    alpha = _feather(region, 2.0 / gsd * 0.3)
+    before = ground.astype(np.float32) * alpha + img.astype(np.float32) * (1 - alpha)
+    return np.clip(before, 0, 255).astype(np.uint8), hit
+
+
+def _paste(
+    img: np.ndarray,
+    ids: np.ndarray,
+    rng: np.random.Generator,
+    gsd: float,
+    donor: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Paste the donor window's whole buildings onto this window's ground (or bare land).
+
+    Returns ``(flight, baseline, new_ids)``: the baseline is the ground, the flight has the
+    buildings (each with about a metre of its own surroundings, so its shadow comes along).
+    """
+    h, w = ids.shape
+    d_img, d_ids = donor
+    ground = _ground_patch(img, ids, max(h, w), rng)
+    ground = bare_land((h, w), rng, gsd) if ground is None else ground[:h, :w]
+    present = [int(i) for i in np.unique(d_ids) if i]
+    if not present:
+        return None
+    keep = [i for i in present if rng.random() < 0.6] or present[:1]
+    mask = np.isin(d_ids, keep).astype(np.uint8)
+    margin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(0.8 / gsd)) + 1,) * 2)
+    alpha = _feather(cv2.dilate(mask, margin), 1.5)
+    flight = ground.astype(np.float32) * (1 - alpha) + d_img.astype(np.float32) * alpha
+    new_ids = np.where(mask > 0, d_ids, 0).astype(ids.dtype)
+    return np.clip(flight, 0, 255).astype(np.uint8), ground, new_ids
+
+
 def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int:
     prepared, root, split, index, names, spec = args
     rng = np.random.default_rng(
@@ -155,34 +300,48 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
     win_img, win_ids = _window(img, ids, window, rng)
     present = [int(i) for i in np.unique(win_ids) if i]
     no_change = bool(rng.random() < spec.no_change_fraction) or not present
-    remove: list[int] = []
-    if not no_change:
+    u = float(rng.random())
+    after, new_ids = win_img, win_ids
+    new: list[int] = []
+    if no_change:
+        before = win_img
+    elif u < spec.estate_fraction:
+        before, new = _estate(win_img, win_ids, rng, stored_gsd)
+    elif u < spec.estate_fraction + spec.paste_fraction:
+        donor = _window(img, ids, window, rng)
+        pasted = _paste(win_img, win_ids, rng, stored_gsd, donor)
+        if pasted is None:
+            before = win_img
+        else:
+            after, before, new_ids = pasted
+            new = [int(i) for i in np.unique(new_ids) if i]
+    else:
         win_counts = np.bincount(win_ids.ravel().astype(np.int64), minlength=len(counts))
         full = [i for i in present if win_counts[i] > 0.7 * counts[i]]
-        remove = [i for i in full if rng.random() < spec.remove_probability] or full[:1]
-    dilate = max(1, round(0.6 / stored_gsd))
-    before = remove_buildings(win_img, win_ids, remove, rng, dilate)
+        new = [i for i in full if rng.random() < spec.remove_probability] or full[:1]
+        dilate = max(1, round(0.6 / stored_gsd))
+        before = remove_buildings(win_img, win_ids, new, rng, dilate)
     native_gsd = float(rng.uniform(*spec.gsd_range))
     chips = []
-    for arr in (win_img, before):
+    for arr in (after, before):
         f = min(1.0, stored_gsd / native_gsd)
         arr = cv2.resize(arr, (max(1, round(window * f)),) * 2, interpolation=cv2.INTER_AREA)
         chips.append(cv2.resize(arr, (spec.size_px,) * 2, interpolation=cv2.INTER_LINEAR))
     k = spec.size_px / window
-    boxes: list[Box] = []
-    for i in remove:
-        ys, xs = np.nonzero(win_ids == i)
-        boxes.append((CLASS_IDS["new_building"], xs.min() * k, ys.min() * k,
-                      (xs.max() + 1) * k, (ys.max() + 1) * k))  # fmt: skip
+    labels: list[Label] = []
+    for i in new:
+        outline = outline_of(new_ids == i, k)
+        if outline is not None:
+            labels.append((CLASS_IDS["new_building"], outline))
     valid = chips[0].max(axis=2) > 0
     flight, baseline = between_dates(chips[0], chips[1], rng, spec.working_gsd)
     flight[~valid] = 0
     baseline[~valid] = 0
-    flight, baseline, boxes = dihedral(
-        flight, baseline, boxes, int(rng.integers(4)), bool(rng.random() < 0.5)
+    flight, baseline, labels = dihedral(
+        flight, baseline, labels, int(rng.integers(4)), bool(rng.random() < 0.5)
     )
-    write_chip(root, split, f"fd_{split}_{index:06d}", flight, baseline, boxes)
-    return len(boxes)
+    write_chip(root, split, f"fd_{split}_{index:06d}", flight, baseline, labels)
+    return len(labels)
 
 
 def build_fairdrone(
@@ -204,5 +363,5 @@ def build_fairdrone(
             counts = list(pool.map(_make_chip, jobs, chunksize=4))
     else:
         counts = [_make_chip(j) for j in jobs]
-    log.info("fair-drone: %d chips, %d removed-building boxes", len(jobs), sum(counts))
+    log.info("fair-drone: %d chips, %d new-building outlines", len(jobs), sum(counts))
     return write_data_yaml(root)

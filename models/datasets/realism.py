@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from models.datasets.writer import Box
+from models.datasets.writer import Label, label_polygon
 
 __all__ = [
     "resample",
@@ -46,6 +46,15 @@ def degrade_like_satellite(img: np.ndarray, rng: np.random.Generator, gsd: float
     )
     if rng.random() < 0.5:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.2)))
+    if rng.random() < 0.3:  # pansharpening / sharpening halos: unsharp mask at the coarse scale
+        sigma = max(0.8, coarse / gsd * 0.6)
+        soft = cv2.GaussianBlur(out, (0, 0), sigma).astype(np.float32)
+        amount = float(rng.uniform(0.3, 1.0))
+        out = np.clip(out + amount * (out.astype(np.float32) - soft), 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:  # haze: contrast lost towards a bright, bluish veil
+        veil = np.array([200, 205, 215], np.float32) + rng.normal(0, 8, 3)
+        t = float(rng.uniform(0.1, 0.35))
+        out = np.clip(out * (1 - t) + veil * t, 0, 255).astype(np.uint8)
     if rng.random() < 0.8:
         quality = int(rng.integers(35, 90))
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -84,24 +93,26 @@ def color_jitter(img: np.ndarray, rng: np.random.Generator, strength: float = 1.
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _dihedral_box(box: Box, k: int, flip: bool, w: int, h: int) -> Box:
-    cls, x0, y0, x1, y1 = box
-    xs, ys = np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1])
+def _dihedral_label(label: Label, k: int, flip: bool, w: int, h: int) -> Label:
+    cls, pts = label_polygon(label)
+    xs, ys = pts[:, 0].copy(), pts[:, 1].copy()
     if flip:
         xs = w - xs
     cw, ch = w, h
     for _ in range(k % 4):  # np.rot90 (counter-clockwise): (x, y) -> (y, W - x)
         xs, ys = ys, cw - xs
         cw, ch = ch, cw
+    if len(label) == 2:
+        return (cls, np.stack([xs, ys], axis=1))
     return (cls, float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
 
 
 def dihedral(
-    flight: np.ndarray, baseline: np.ndarray, boxes: Sequence[Box], k: int, flip: bool
-) -> tuple[np.ndarray, np.ndarray, list[Box]]:
-    """Flip left-right (optional) then rotate by ``k`` quarter turns; both epochs and boxes alike."""
+    flight: np.ndarray, baseline: np.ndarray, boxes: Sequence[Label], k: int, flip: bool
+) -> tuple[np.ndarray, np.ndarray, list[Label]]:
+    """Flip left-right (optional) then rotate by ``k`` quarter turns; epochs and labels alike."""
     h, w = flight.shape[:2]
-    out_boxes = [_dihedral_box(b, k, flip, w, h) for b in boxes]
+    out_boxes = [_dihedral_label(b, k, flip, w, h) for b in boxes]
     if flip:
         flight, baseline = flight[:, ::-1], baseline[:, ::-1]
     flight, baseline = np.rot90(flight, k), np.rot90(baseline, k)

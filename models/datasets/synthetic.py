@@ -30,7 +30,7 @@ import numpy as np
 from models.classes import CLASS_IDS
 from models.datasets import procedural
 from models.datasets.realism import between_dates, dihedral
-from models.datasets.writer import Box, write_chip, write_data_yaml
+from models.datasets.writer import Label, write_chip, write_data_yaml
 
 __all__ = ["SyntheticSpec", "build_synthetic", "chip_from_pair", "resolve_renderer", "Renderer"]
 
@@ -77,21 +77,20 @@ def resolve_renderer(choice: Renderer, index: int) -> tuple[str, RenderFn]:
     return "geo", geo
 
 
-def _boxes_from_changes(changes: Any, scale: tuple[float, float]) -> list[Box]:
-    boxes: list[Box] = []
+def _boxes_from_changes(changes: Any, scale: tuple[float, float]) -> list[Label]:
+    """The outlines (chip pixels) of the changes a detector must report."""
+    boxes: list[Label] = []
     for ch in changes:
         if ch.expected not in ("lead", "permitted") or ch.cls not in CLASS_IDS:
             continue
         poly = np.asarray(ch.polygon, np.float64).reshape(-1, 2) * np.asarray(scale)
-        x0, y0 = poly.min(axis=0)
-        x1, y1 = poly.max(axis=0)
-        boxes.append((CLASS_IDS[ch.cls], float(x0), float(y0), float(x1), float(y1)))
+        boxes.append((CLASS_IDS[ch.cls], poly))
     return boxes
 
 
 def chip_from_pair(
     pair: Any, size_px: int, gsd: float, rng: np.random.Generator, no_change: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[Box]]:
+) -> tuple[np.ndarray, np.ndarray, list[Label]]:
     """Turn a rendered pair into one training chip ``(flight, baseline, boxes)`` of ``size_px``."""
     h, w = pair.after.shape[:2]
     if pair.before.shape != pair.after.shape or pair.after.ndim != 3:

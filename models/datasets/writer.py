@@ -1,6 +1,9 @@
 """Write chips, labels and ``data.yaml`` in the ultralytics 6-channel layout.
 
-A chip is a flight RGB array and a baseline RGB array on the same pixel grid, plus boxes in pixels.
+A chip is a flight RGB array and a baseline RGB array on the same pixel grid, plus labels in
+pixels: outlines (``(class_id, (k, 2) array)``) or boxes (``(class_id, x0, y0, x1, y1)``). Every
+label is written as a YOLO *segment* line (class, then normalised polygon vertices; a box becomes its
+four corners), so one dataset trains both the ``detect`` and the ``segment`` task.
 Images are 6-page TIFFs written with ``cv2.imwritemulti`` (one band per page), which is what
 ultralytics' reader stacks into an ``(h, w, 6)`` array; no BGR/RGB flip happens for 6 channels, so
 page order = channel order = flight R, G, B, baseline R, G, B.
@@ -21,6 +24,10 @@ from models.classes import CLASS_NAMES
 __all__ = [
     "BAND_ORDER",
     "Box",
+    "Label",
+    "Outline",
+    "label_polygon",
+    "read_polygons",
     "stack_pair",
     "write_chip",
     "write_data_yaml",
@@ -43,6 +50,37 @@ SPLITS: tuple[str, ...] = ("train", "val")
 
 #: one labelled box: (class_id, x0, y0, x1, y1) in chip pixels
 Box = tuple[int, float, float, float, float]
+#: one labelled outline: (class_id, (k, 2) float array of x, y vertices in chip pixels)
+Outline = tuple[int, np.ndarray]
+Label = Box | Outline
+
+
+def label_polygon(label: Label) -> tuple[int, np.ndarray]:
+    """``(class_id, (k, 2) vertices)`` of a box or outline label."""
+    if len(label) == 2:
+        cls, pts = label  # type: ignore[misc]
+        return int(cls), np.asarray(pts, np.float64).reshape(-1, 2)
+    cls, x0, y0, x1, y1 = label  # type: ignore[misc]
+    return int(cls), np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+
+
+def _clip_outline(pts: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """The largest part of polygon ``pts`` inside the chip, as exterior vertices (or None)."""
+    from shapely.geometry import Polygon, box
+
+    if len(pts) < 3:
+        return None
+    poly = Polygon(pts)
+    if not poly.is_valid:
+        poly = poly.buffer(0)
+    inside = poly.intersection(box(0, 0, width, height))
+    if inside.is_empty:
+        return None
+    parts = [g for g in getattr(inside, "geoms", [inside]) if g.geom_type == "Polygon"]
+    if not parts:
+        return None
+    best = max(parts, key=lambda g: g.area)
+    return np.asarray(best.exterior.coords, np.float64)[:-1]
 
 
 def stack_pair(flight: np.ndarray, baseline: np.ndarray) -> np.ndarray:
@@ -56,17 +94,19 @@ def stack_pair(flight: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     )
 
 
-def yolo_lines(boxes: Iterable[Box], width: int, height: int, min_px: float = 3.0) -> list[str]:
-    """Clip pixel boxes to the chip and format them as YOLO label lines (tiny slivers dropped)."""
+def yolo_lines(labels: Iterable[Label], width: int, height: int, min_px: float = 3.0) -> list[str]:
+    """Clip labels to the chip and format them as YOLO segment lines (tiny slivers dropped)."""
     lines = []
-    for cls, x0, y0, x1, y1 in boxes:
-        x0, x1 = max(0.0, min(x0, x1)), min(float(width), max(x0, x1))
-        y0, y1 = max(0.0, min(y0, y1)), min(float(height), max(y0, y1))
-        if x1 - x0 < min_px or y1 - y0 < min_px:
+    for label in labels:
+        cls, pts = label_polygon(label)
+        clipped = _clip_outline(pts, width, height)
+        if clipped is None:
             continue
-        cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
-        w, h = (x1 - x0) / width, (y1 - y0) / height
-        lines.append(f"{int(cls)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        span = clipped.max(axis=0) - clipped.min(axis=0)
+        if span[0] < min_px or span[1] < min_px:
+            continue
+        norm = clipped / np.array([width, height], np.float64)
+        lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in norm.clip(0, 1).ravel()))
     return lines
 
 
@@ -76,9 +116,9 @@ def write_chip(
     name: str,
     flight: np.ndarray,
     baseline: np.ndarray,
-    boxes: Sequence[Box],
+    boxes: Sequence[Label],
 ) -> Path:
-    """Write one chip (6-page TIFF) and its label file; returns the image path."""
+    """Write one chip (6-page TIFF) and its label file (outlines or boxes); returns the image path."""
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
     root = Path(root)
@@ -122,14 +162,27 @@ def read_chip(path: str | Path) -> np.ndarray:
     return np.stack(pages, axis=2)
 
 
-def read_labels(path: str | Path, width: int, height: int) -> list[Box]:
-    """Read a YOLO label file back into pixel boxes."""
-    boxes: list[Box] = []
+def read_polygons(path: str | Path, width: int, height: int) -> list[Outline]:
+    """Read a YOLO label file (segment or box lines) back into pixel outlines."""
+    out: list[Outline] = []
     text = Path(path).read_text() if Path(path).is_file() else ""
     for line in text.splitlines():
         if not line.strip():
             continue
-        c, cx, cy, w, h = line.split()
-        fx, fy, fw, fh = float(cx) * width, float(cy) * height, float(w) * width, float(h) * height
-        boxes.append((int(c), fx - fw / 2, fy - fh / 2, fx + fw / 2, fy + fh / 2))
+        c, *vals = line.split()
+        v = np.asarray(vals, np.float64)
+        if len(v) == 4:  # a box line: cx cy w h
+            cx, cy, w, h = v * [width, height, width, height]
+            out.append(label_polygon((int(c), cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)))
+        else:
+            out.append((int(c), v.reshape(-1, 2) * [width, height]))
+    return out
+
+
+def read_labels(path: str | Path, width: int, height: int) -> list[Box]:
+    """Read a YOLO label file back into pixel boxes (the bounds of each outline)."""
+    boxes: list[Box] = []
+    for cls, pts in read_polygons(path, width, height):
+        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        boxes.append((cls, float(x0), float(y0), float(x1), float(y1)))
     return boxes

@@ -52,8 +52,16 @@ def build_dataset_command(
               help="Output folder (default: the config's `out`).")  # fmt: skip
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set epochs=3 --set data.synthetic.n_train=32.")  # fmt: skip
-def train_command(config_path: Path, out: Path | None, overrides: tuple[str, ...]) -> None:
-    """Train the change detector; writes NAME.pt and its model card NAME.yaml."""
+@click.option("--resume", is_flag=True,
+              help="Continue the run in the output folder from its last epoch checkpoint.")  # fmt: skip
+def train_command(
+    config_path: Path, out: Path | None, overrides: tuple[str, ...], resume: bool
+) -> None:
+    """Train the change detector; writes NAME.pt and its model card NAME.yaml.
+
+    A checkpoint is written after every epoch (OUT/train/weights/last.pt); a run that was
+    stopped goes on with the same command plus --resume.
+    """
     from models.config import load_config
     from models.train import train
 
@@ -63,7 +71,7 @@ def train_command(config_path: Path, out: Path | None, overrides: tuple[str, ...
     command = "buildwatch " + " ".join(shlex.quote(a) for a in args)
     if os.environ.get("BW_REPRODUCE"):  # set by scripts/device_train.sh
         command = f"{os.environ['BW_REPRODUCE']}  (runs: {command})"
-    result = train(cfg, out, command=command)
+    result = train(cfg, out, command=command, resume=resume)
     click.echo(f"weights: {result.weights}")
     click.echo(f"card:    {result.card}")
     for name, m in result.metrics.items():
@@ -218,3 +226,65 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
     cache = cache_dir_for(path, cache_dir)
     onnx_path = export_onnx(path, card.imgsz, batch, cache, (card.sha256 or sha256(path))[:10])
     click.echo(onnx_path if fmt == "onnx" else export_openvino(onnx_path))
+
+
+@click.command("calibrate")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Weights (default: the shipped detector).")  # fmt: skip
+@click.option("--chips", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folders of held-out 6-page chips (…/images/val); default: build fresh ones.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/calibrate"), show_default=True,
+              help="Where fresh calibration chips are built.")  # fmt: skip
+@click.option("--n-fairdrone", default=240, show_default=True,
+              help="Fresh fair-drone pseudo pairs from the held-out mosaics.")  # fmt: skip
+@click.option("--n-synthetic", default=60, show_default=True, help="Fresh synthetic chips.")
+@click.option("--prepared", type=click.Path(path_type=Path), default=Path(".device/fairdrone"),
+              show_default=True, help="Prepared fair-drone folder.")  # fmt: skip
+@click.option("--seed", default=9091, show_default=True,
+              help="Chip seed (apart from every training seed).")  # fmt: skip
+@click.option("--write", is_flag=True, help="Record the curve and thresholds in the model card.")
+def calibrate_command(
+    weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
+    n_synthetic: int, prepared: Path, seed: int, write: bool,
+) -> None:  # fmt: skip
+    """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
+
+    \b
+    The chips come from the fair-drone mosaics held out of training and from synthetic
+    districts seeded apart from training - never from the real validation sets.
+    """
+    from dataclasses import replace
+
+    from models.calibrate import calibrate
+    from models.card import read_card, write_card
+    from models.detector import DEFAULT_WEIGHTS, ChangeDetector
+
+    path = Path(weights or DEFAULT_WEIGHTS)
+    det = ChangeDetector.load(path, device="cpu")
+    dirs = list(chips)
+    if not dirs:
+        size, gsd = int(det.card.imgsz), float(det.card.working_gsd_m)
+        if n_fairdrone and any(prepared.glob("*.json")):
+            from models.datasets.fairdrone import FairDroneSpec, build_fairdrone
+
+            spec = FairDroneSpec(n_train=0, n_val=n_fairdrone, size_px=size, working_gsd=gsd,
+                                 seed=seed, no_change_fraction=0.15)  # fmt: skip
+            build_fairdrone(prepared, out / "fairdrone", spec, os.cpu_count() or 1)
+            dirs.append(out / "fairdrone" / "images" / "val")
+        if n_synthetic:
+            from models.datasets.synthetic import SyntheticSpec, build_synthetic
+
+            syn = SyntheticSpec(n_train=0, n_val=n_synthetic, size_px=size, working_gsd=gsd,
+                                seed=seed, renderer="mixed")  # fmt: skip
+            build_synthetic(out / "synthetic", syn, os.cpu_count() or 1)
+            dirs.append(out / "synthetic" / "images" / "val")
+    cal = calibrate(det, dirs)
+    click.echo(cal.table())
+    click.echo("min_score: " + ", ".join(f"{c} {t:.2f}" for c, t in cal.min_score.items()))
+    if write:
+        card_path = path.with_suffix(".yaml")
+        card = read_card(card_path)
+        extra = dict(card.extra) | {"calibration": cal.as_card()}
+        write_card(replace(card, extra=extra), card_path)
+        click.echo(f"card: {card_path}")

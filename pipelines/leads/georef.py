@@ -1,7 +1,8 @@
 """Pixel → map: tile detections become polygons through the tile's affine transform.
 
-A box ``x0, y0, x1, y1`` in tile pixels maps to the polygon of its four corners through the tile
-transform (tile pixel → map), so rotated or sheared grids stay exact. Each box also records which
+A candidate's outline (from a segment model) maps vertex by vertex through the tile transform (tile
+pixel → map); a candidate with only a box maps to the polygon of its four corners, so rotated or
+sheared grids stay exact. Each box also records which
 of its map-envelope sides lie on the tile's edge (``clipped``): a structure cut by a tile edge is
 only partly seen there, and the seam merge must not let that side pull the fused outline inward.
 
@@ -25,7 +26,7 @@ from affine import Affine
 
 from models.candidates import Candidates
 
-__all__ = ["MapCandidates", "georeference", "boxes_to_polygons"]
+__all__ = ["MapCandidates", "georeference", "boxes_to_polygons", "outline_to_polygon"]
 
 #: a box side within this many pixels of the tile edge counts as cut by the edge
 EDGE_TOLERANCE_PX = 1.5
@@ -42,6 +43,7 @@ class MapCandidates:
         tile_id: (N,) int64 tile index (``-1`` unknown).
         clipped: (N, 4) bool: envelope side ``minx, miny, maxx, maxy`` lies on the tile edge.
         tile_bounds: (N, 4) float64 map envelope of the tile each box came from (NaN unknown).
+        outlined: (N,) bool: the geometry is the structure's outline, not its box.
     """
 
     geometry: np.ndarray
@@ -50,12 +52,15 @@ class MapCandidates:
     tile_id: np.ndarray
     clipped: np.ndarray
     tile_bounds: np.ndarray | None = None
+    outlined: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.geometry)
         if self.tile_bounds is None:
             object.__setattr__(self, "tile_bounds", np.full((n, 4), np.nan))
-        for name in ("score", "class_id", "tile_id", "clipped", "tile_bounds"):
+        if self.outlined is None:
+            object.__setattr__(self, "outlined", np.zeros(n, bool))
+        for name in ("score", "class_id", "tile_id", "clipped", "tile_bounds", "outlined"):
             if len(getattr(self, name)) != n:
                 raise ValueError(
                     f"MapCandidates.{name} has {len(getattr(self, name))} rows, not {n}"
@@ -73,7 +78,14 @@ class MapCandidates:
             self.tile_id[index],
             self.clipped[index],
             self.bounds_of_tiles[index],
+            self.is_outline[index],
         )
+
+    @property
+    def is_outline(self) -> np.ndarray:
+        """``outlined`` (never None after construction)."""
+        assert self.outlined is not None
+        return self.outlined
 
     @property
     def bounds_of_tiles(self) -> np.ndarray:
@@ -90,6 +102,7 @@ class MapCandidates:
             np.empty(0, np.int64),
             np.empty((0, 4), bool),
             np.empty((0, 4)),
+            np.empty(0, bool),
         )
 
     @classmethod
@@ -104,6 +117,7 @@ class MapCandidates:
             np.concatenate([p.tile_id for p in parts]),
             np.concatenate([p.clipped for p in parts]),
             np.concatenate([p.bounds_of_tiles for p in parts]),
+            np.concatenate([p.is_outline for p in parts]),
         )
 
 
@@ -121,6 +135,23 @@ def boxes_to_polygons(xyxy: np.ndarray, transform: Affine) -> np.ndarray:
     coords = np.stack([mx, my], axis=-1)
     polys = shapely.polygons(coords)
     return shapely.normalize(polys)
+
+
+def outline_to_polygon(pts: np.ndarray, transform: Affine) -> shapely.Polygon | None:
+    """Map a ``(k, 2)`` tile-pixel outline through ``transform``; a valid polygon or None."""
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    if len(pts) < 3:
+        return None
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    mx = a * pts[:, 0] + b * pts[:, 1] + c
+    my = d * pts[:, 0] + e * pts[:, 1] + f
+    poly = shapely.make_valid(shapely.Polygon(np.column_stack([mx, my])))
+    if poly.geom_type != "Polygon":  # a self-touching trace: keep its largest part
+        parts = [g for g in getattr(poly, "geoms", []) if g.geom_type == "Polygon"]
+        if not parts:
+            return None
+        poly = max(parts, key=lambda g: g.area)
+    return None if poly.is_empty or poly.area <= 0 else shapely.normalize(poly)
 
 
 def _tile_edge_flags(
@@ -154,11 +185,18 @@ def georeference(
     if not len(candidates):
         return MapCandidates.empty()
     geometry = boxes_to_polygons(candidates.xyxy, transform)
+    outlined = np.array([o is not None for o in candidates.outline], bool)
+    for i in np.flatnonzero(outlined):
+        poly = outline_to_polygon(candidates.outline[i], transform)
+        if poly is None:
+            outlined[i] = False
+        else:
+            geometry[i] = poly
     tile_ids = candidates.tile_id if tile_id < 0 else np.full(len(candidates), tile_id, np.int64)
     clipped = _tile_edge_flags(candidates.xyxy.astype(np.float64), transform, tile_shape)
     h, w = tile_shape
     tile_poly = boxes_to_polygons(np.array([[0, 0, w, h]], np.float64), transform)[0]
     tile_bounds = np.tile(np.asarray(tile_poly.bounds, np.float64), (len(candidates), 1))
     return MapCandidates(
-        geometry, candidates.score, candidates.class_id, tile_ids, clipped, tile_bounds
+        geometry, candidates.score, candidates.class_id, tile_ids, clipped, tile_bounds, outlined
     )

@@ -7,9 +7,11 @@ saw the ground (the intersection of the two tiles): a building wider than the ov
 by both tiles, and only inside their common strip do the two views have to agree. Duplicates are linked transitively (connected components) and each
 group is fused:
 
-* outline: per envelope side, the score-weighted mean of the members whose side is not cut by a
-  tile edge; when every member is cut there, the outermost — so a structure straddling a seam
-  gets its full extent back, while two complete views are averaged;
+* outline: when the members carry outlines (a segment model), the union of their outlines, each
+  first cut back to its own tile's interior where another member saw that part whole, and
+  simplified - so a structure straddling a seam gets its whole footprint back; with boxes only,
+  per envelope side, the score-weighted mean of the members whose side is not cut by a tile
+  edge; when every member is cut there, the outermost, while two complete views are averaged;
 * score: the best member's score (the clearest view);
 * class: the class with the highest summed score.
 
@@ -139,12 +141,36 @@ def merge_candidates(
     )
 
     kept = candidates.take(single)
+    geometry = shapely.box(fused[:, 0], fused[:, 1], fused[:, 2], fused[:, 3])
+    outlined = np.logical_or.reduceat(candidates.is_outline[multi_idx], starts)
+    for g in np.flatnonzero(outlined):
+        members = multi_idx[starts[g] : (starts[g + 1] if g + 1 < len(starts) else len(multi_idx))]
+        geometry[g] = _fused_outline(candidates, members)
     merged = MapCandidates(
-        shapely.box(fused[:, 0], fused[:, 1], fused[:, 2], fused[:, 3]),
+        geometry,
         best_score.astype(np.float32),
         fused_class.astype(np.int64),
         fused_tile.astype(np.int64),
         fused_clipped,
         fused_tile_bounds,
+        outlined,
     )
     return MapCandidates.concat([kept, merged]), int(len(multi_idx) - len(uniq))
+
+
+def _fused_outline(candidates: MapCandidates, members: np.ndarray) -> shapely.Geometry:
+    """The union of the members' outlines (boxes where a member has none), simplified.
+
+    Where a member's outline touches its tile's edge it saw only part of the structure; the
+    member whose view is whole (the best-scoring one not cut) gives the outline there, so a
+    complete view is not blurred by a neighbour's partial one.
+    """
+    geoms = candidates.geometry[members]
+    whole = ~candidates.clipped[members].any(axis=1)
+    if whole.any():  # the best complete view is the outline
+        best = members[whole][np.argmax(candidates.score[members][whole])]
+        return candidates.geometry[best]
+    union = shapely.union_all(geoms)
+    if union.geom_type != "Polygon":
+        union = union.convex_hull
+    return shapely.normalize(union.simplify(0.05))

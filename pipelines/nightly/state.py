@@ -142,6 +142,28 @@ def _unpack(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(blob), allow_pickle=False)
 
 
+def _pack_outlines(outline: np.ndarray) -> bytes:
+    """Outlines as one float32 array: ``n``, then each vertex count (-1 = none), then vertices."""
+    counts = [-1 if o is None else len(o) for o in outline]
+    verts = [np.asarray(o, np.float32).ravel() for o in outline if o is not None]
+    flat = np.concatenate([np.float32([len(counts)] + counts), *verts]).astype(np.float32)
+    return _pack(flat)
+
+
+def _unpack_outlines(blob: bytes | None, n: int) -> np.ndarray:
+    out = np.empty(n, object)
+    if blob is None:
+        return out
+    flat = _unpack(blob)
+    counts = flat[1 : 1 + int(flat[0])].astype(np.int64)
+    pos = 1 + len(counts)
+    for i, k in enumerate(counts):
+        if k >= 0:
+            out[i] = flat[pos : pos + 2 * k].reshape(k, 2)
+            pos += 2 * k
+    return out
+
+
 class TileCheckpoint:
     """Finished tiles of one flight: ``tile index -> Candidates``, committed as they arrive."""
 
@@ -151,8 +173,11 @@ class TileCheckpoint:
         self._con.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
         self._con.execute(
             """CREATE TABLE IF NOT EXISTS tiles (tile_index INTEGER PRIMARY KEY, xyxy BLOB,
-               score BLOB, class_id BLOB, tile_id BLOB, finished TEXT)"""
+               score BLOB, class_id BLOB, tile_id BLOB, finished TEXT, outline BLOB)"""
         )
+        columns = {r[1] for r in self._con.execute("PRAGMA table_info(tiles)")}
+        if "outline" not in columns:  # a checkpoint written before outlines existed
+            self._con.execute("ALTER TABLE tiles ADD COLUMN outline BLOB")
         key_text = json.dumps(dict(key), sort_keys=True, default=str)
         row = self._con.execute("SELECT v FROM meta WHERE k = 'key'").fetchone()
         if row is not None and row[0] != key_text:
@@ -174,7 +199,7 @@ class TileCheckpoint:
     def save(self, results: Mapping[int, Candidates | None]) -> None:
         """Store finished tiles (one transaction: a batch is stored whole or not at all)."""
         rows = [
-            (int(i), None, None, None, None, _now())
+            (int(i), None, None, None, None, _now(), None)
             if c is None
             else (
                 int(i),
@@ -183,25 +208,35 @@ class TileCheckpoint:
                 _pack(c.class_id),
                 _pack(c.tile_id),
                 _now(),
+                _pack_outlines(c.outline),
             )
             for i, c in results.items()
         ]
         with self._con:
             self._con.execute("BEGIN")
-            self._con.executemany("INSERT OR REPLACE INTO tiles VALUES (?,?,?,?,?,?)", rows)
+            self._con.executemany(
+                "INSERT OR REPLACE INTO tiles (tile_index, xyxy, score, class_id, tile_id, "
+                "finished, outline) VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
 
     def load(self, indices: Iterable[int] | None = None) -> dict[int, Candidates | None]:
         rows = self._con.execute(
-            "SELECT tile_index, xyxy, score, class_id, tile_id FROM tiles"
+            "SELECT tile_index, xyxy, score, class_id, tile_id, outline FROM tiles"
         ).fetchall()
         wanted = None if indices is None else set(indices)
-        return {
-            int(i): None
-            if x is None
-            else Candidates(_unpack(x), _unpack(s), _unpack(c), _unpack(t))
-            for i, x, s, c, t in rows
-            if wanted is None or int(i) in wanted
-        }
+        out: dict[int, Candidates | None] = {}
+        for i, x, s, c, t, o in rows:
+            if wanted is not None and int(i) not in wanted:
+                continue
+            if x is None:
+                out[int(i)] = None
+                continue
+            score = _unpack(s)
+            out[int(i)] = Candidates(
+                _unpack(x), score, _unpack(c), _unpack(t), _unpack_outlines(o, len(score))
+            )
+        return out
 
 
 class RunLock:

@@ -1,0 +1,85 @@
+"""CPU cost of the candidate architectures: YOLO11n/s/m, detect vs segment, 6-channel, 512 px.
+
+Untrained weights have the trained ones' speed, so every size is timed here even where only one
+is trained. One run, same tiles, PyTorch and OpenVINO (when installed), threads = cores;
+tiles/s end to end (``ChangeDetector.predict``: preprocessing, network, NMS, mask outlines).
+km²/h follows from the working GSD: a 512 px tile with 64 px overlap covers (448 x GSD)² m².
+
+    python benchmarks/bench_model_size.py [--tiles 16] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from _common import bench_tiles
+
+from models.card import ModelCard, sha256, write_card
+from models.detector import ChangeDetector
+from models.runtime import configure_ultralytics
+
+
+def untrained(arch: str, folder: Path, imgsz: int) -> Path:
+    """An untrained 6-channel, 2-class model of ``arch`` saved as ultralytics weights + card."""
+    configure_ultralytics()
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel, SegmentationModel
+
+    out = folder / f"{Path(arch).stem}-6ch.pt"
+    if out.is_file():
+        return out
+    model = YOLO(arch)
+    cls = SegmentationModel if "-seg" in arch else DetectionModel
+    model.model = cls(arch, ch=6, nc=2, verbose=False)
+    model.model.names = {0: "new_building", 1: "construction"}
+    model.save(str(out))
+    write_card(ModelCard(name=out.stem, weights=out.name, imgsz=imgsz, sha256=sha256(out)),
+               out.with_suffix(".yaml"))  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiles", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--imgsz", type=int, default=512)
+    ap.add_argument(
+        "--archs", default="yolo11n.yaml,yolo11n-seg.yaml,yolo11s-seg.yaml,yolo11m-seg.yaml"
+    )
+    ap.add_argument("--backends", default="torch,openvino")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    tiles = bench_tiles(args.tiles, args.imgsz)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.archs.split(","):
+            weights = untrained(arch, Path(tmp), args.imgsz)
+            for backend in args.backends.split(","):
+                try:
+                    det = ChangeDetector.load(weights, device="cpu", backend=backend,
+                                              batch=args.batch, cache_dir=Path(tmp))  # fmt: skip
+                except Exception as exc:  # an absent runtime is a row, not a crash
+                    rows.append({"arch": arch, "backend": backend, "error": str(exc)[:80]})
+                    continue
+                det.predict(tiles[: args.batch], conf=0.25)  # warm-up
+                t0 = time.perf_counter()
+                det.predict(tiles, conf=0.25)
+                dt = time.perf_counter() - t0
+                tps = len(tiles) / dt
+                row = {"arch": arch, "backend": backend, "tiles_per_s": round(tps, 2),
+                       "km2_per_h_at_0.2m": round(tps * 3600 * (448 * 0.2) ** 2 / 1e6, 1),
+                       "params_mb": round(weights.stat().st_size / 1e6, 1)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print(f"threads {os.cpu_count()}, {len(tiles)} tiles of {args.imgsz} px, batch {args.batch}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
