@@ -143,6 +143,9 @@ class FiltersConfig(_Strict):
     merge_iosa: float = Field(
         0.5, gt=0, le=1, description="merge two candidates when intersection/smaller area >= this"
     )
+    dissolve_gap_m: float = Field(
+        0.3, ge=0, description="outlines of one class closer than this are one structure"
+    )
     min_coverage_fraction: float = Field(
         0.5, ge=0, le=1, description="share of a lead inside valid two-epoch coverage"
     )
@@ -170,6 +173,7 @@ class FiltersConfig(_Strict):
             "min_area_m2": dict(self.min_area_m2),
             "min_score": dict(self.min_score),
             "merge_iosa": self.merge_iosa,
+            "dissolve_gap_m": self.dissolve_gap_m,
             "min_coverage_fraction": self.min_coverage_fraction,
             "permit_min_overlap": self.permit_min_overlap,
             "known_building_min_overlap": self.known_building_min_overlap,

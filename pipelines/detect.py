@@ -33,7 +33,7 @@ from pipelines.config import BuildwatchConfig
 from pipelines.leads.build import Provenance, build_leads, select_leads
 from pipelines.leads.filters import FilterCounts
 from pipelines.leads.identity import resolve_identity
-from pipelines.leads.merge import merge_candidates
+from pipelines.leads.merge import dissolve_touching, merge_candidates
 from pipelines.leads.tiling import (
     Predict,
     coverage_dict,
@@ -303,6 +303,8 @@ def detect_leads(
                 progress,
             )
         merged, n_absorbed = merge_candidates(raw, iosa=config.filters.merge_iosa)
+        merged, n_parts = dissolve_touching(merged, config.filters.dissolve_gap_m)
+        n_absorbed += n_parts
         footprints = pair.footprints
         registration = pair.registration
         failed = getattr(registration, "not_comparable", None)

@@ -126,3 +126,23 @@ def test_tile_checkpoint_keeps_outlines(tmp_path):
     assert back[4] is None and len(back[5]) == 0
     np.testing.assert_array_equal(back[3].outline[0], c.outline[0])
     assert back[3].outline[1] is None
+
+
+def test_touching_parts_become_one_structure_separate_buildings_stay_apart():
+    from pipelines.leads.merge import dissolve_touching
+
+    t = Affine(0.2, 0, 0, 0, -0.2, 100)
+    # two roof planes of one building (sharing an edge), and a house 3 m away
+    c = _cands([[[0, 0], [50, 0], [50, 40], [0, 40]], [[50, 0], [100, 0], [100, 40], [50, 40]],
+                [[115, 0], [160, 0], [160, 40], [115, 40]]],
+               [[0, 0, 50, 40], [50, 0, 100, 40], [115, 0, 160, 40]], [0.6, 0.8, 0.7])  # fmt: skip
+    mc = georeference(c, t, (512, 512))
+    out, absorbed = dissolve_touching(mc, gap_m=0.3)
+    assert absorbed == 1 and len(out) == 2
+    areas = sorted(g.area for g in out.geometry)
+    assert areas == pytest.approx([45 * 40 * 0.04, 100 * 40 * 0.04])
+    assert out.score.max() == pytest.approx(0.8)
+    # boxes (no outline) are never dissolved; gap 0 switches it off
+    boxes = georeference(_cands([None, None], [[0, 0, 50, 40], [50, 0, 100, 40]]), t, (512, 512))
+    assert dissolve_touching(boxes, 0.3)[1] == 0
+    assert dissolve_touching(mc, 0.0)[1] == 0

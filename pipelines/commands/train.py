@@ -100,7 +100,8 @@ def train_command(
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--backend", default="auto", show_default=True, help="auto | torch | onnx | openvino")
 @click.option("--conf", type=float, default=None,
-              help="Score threshold for P/R/F1 [default: the pipeline's filters.min_score].")  # fmt: skip
+              help="Score threshold (with --pairs: the leads stage's min_score for both classes) "
+                   "[default: the pipeline's filters.min_score].")  # fmt: skip
 @click.option("--iou", default=0.25, show_default=True, help="IoU needed for a match.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="JSON report to write.")  # fmt: skip
@@ -129,16 +130,16 @@ def evaluate_command(
     if pairs is None and not (flight and baseline and truth):
         raise click.UsageError("pass --flight, --baseline and --truth, or --pairs DIR")
     detector = ChangeDetector.load(weights, device=device, backend=backend)
-    if conf is None:  # leads are already filtered per class; pairs bypass the leads stage
-        from pipelines.config import DEFAULT_MIN_SCORE
-
-        conf = 0.0 if pairs is None else min(DEFAULT_MIN_SCORE.values())
     if pairs is not None:
+        from pipelines.config import BuildwatchConfig
         from pipelines.evaluate_pairs import evaluate_pair_set, format_report
 
+        # the pairs go through the leads stage: --conf is its min_score for both classes
+        raw = {} if conf is None else {"filters": {"min_score": dict.fromkeys(
+            ("new_building", "construction"), conf)}}  # fmt: skip
         report = evaluate_pair_set(
             pairs, pair_gsd, detector, shift_px=shift_px, rotation_deg=rotation_deg,
-            iou_threshold=iou,
+            iou_threshold=iou, config=BuildwatchConfig.model_validate(raw),
         )  # fmt: skip
         report["inputs"].update(model=detector.card.name, sha256=detector.card.sha256[:16],
                                 backend=detector.backend.name)  # fmt: skip
@@ -148,7 +149,7 @@ def evaluate_command(
         return
     else:
         assert flight and baseline and truth
-        report = _evaluate_flight(detector, flight, baseline, truth, layer, conf, iou)
+        report = _evaluate_flight(detector, flight, baseline, truth, layer, conf or 0.0, iou)
     report["inputs"].update(model=detector.card.name, sha256=detector.card.sha256[:16],
                             backend=detector.backend.name)  # fmt: skip
     write_report(report, out_path)
