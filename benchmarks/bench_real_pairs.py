@@ -108,7 +108,8 @@ def change_pairs(det, config) -> dict:  # type: ignore[no-untyped-def]
     return out
 
 
-def no_change(det, config) -> dict:  # type: ignore[no-untyped-def]
+def no_change(det, config, keep=None) -> dict:  # type: ignore[no-untyped-def]
+    """False leads on the no-change pairs; ``keep`` (a list) also gets (leads, None, km²) each."""
     from pipelines.detect import detect_leads
 
     warped_copy = _load("bw_bench_data", HERE / "benchmarks" / "_bench_data.py").warped_copy
@@ -141,6 +142,8 @@ def no_change(det, config) -> dict:  # type: ignore[no-untyped-def]
                 continue
             km2 = (float(res.coverage.area) if res.coverage is not None else 0.0) / 1e6
             n = int((res.leads["status"] == "lead").sum()) if len(res.leads) else 0
+            if keep is not None:
+                keep.append((res.leads, None, km2))
             reg = res.registration
             status = reg.get("status") or ("passed" if reg.get("gate_passed") else "gate failed")
             rows[src.stem] = {"compared_km2": round(km2, 4), "false_leads": n, "coreg": status,

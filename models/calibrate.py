@@ -5,7 +5,10 @@ that turns a candidate into a lead is *measured* for each weights file: the dete
 it never trained on (pseudo pairs from held-out mosaics and synthetic districts seeded apart from
 training - never the real validation sets), each prediction (its outline, else its box) is matched
 to the labelled outlines at IoU >= 0.25, and precision, recall and F1 are tabulated for every
-threshold. The chosen threshold per class is the one with the best F1.
+threshold, together with the false leads per km² on the chips where nothing changed. The chosen
+threshold per class is the one with the best F1 among those that keep no-change chips at or below
+``max_false_per_km2`` (the product's target, 1 per km²); where none does, the one with the fewest
+false leads there.
 
 >>> import numpy as np
 >>> curve = {0.3: (8, 4, 2), 0.5: (7, 1, 3), 0.7: (4, 0, 6)}   # threshold: (tp, fp, fn)
@@ -40,37 +43,59 @@ class Calibration:
     chips: int
     sources: list[str] = field(default_factory=list)
     iou: float = 0.25
+    #: false detections per class and threshold on the chips with no change at all
+    nochange_fp: dict[str, dict[float, int]] = field(default_factory=dict)
+    nochange_km2: float = 0.0
+    max_false_per_km2: float = 1.0
+
+    def false_per_km2(self, cls: str, t: float) -> float | None:
+        if self.nochange_km2 <= 0:
+            return None
+        return self.nochange_fp.get(cls, {}).get(t, 0) / self.nochange_km2
 
     @property
     def min_score(self) -> dict[str, float]:
-        """The best-F1 threshold per class (0.5 where a class had no truth and no detection)."""
-        return {c: pick_threshold(self.counts[c]) for c in self.counts}
+        """Per class: the best-F1 threshold that keeps no-change chips within the false-lead cap."""
+        out = {}
+        for c, by_t in self.counts.items():
+            ok = {t: v for t, v in by_t.items()
+                  if (self.false_per_km2(c, t) or 0.0) <= self.max_false_per_km2}  # fmt: skip
+            if ok:
+                out[c] = pick_threshold(ok)
+            else:  # nothing meets the cap: the fewest false leads where nothing changed
+                out[c] = float(min(by_t, key=lambda t: (self.nochange_fp[c][t], -t)))
+        return out
 
-    def curve(self) -> dict[str, list[dict[str, float]]]:
+    def curve(self) -> dict[str, list[dict[str, float | None]]]:
         """Precision/recall/F1 against threshold per class (for the model card)."""
-        out: dict[str, list[dict[str, float]]] = {}
+        out: dict[str, list[dict[str, float | None]]] = {}
         for cls, by_t in self.counts.items():
             rows = []
             for t, (tp, fp, fn) in sorted(by_t.items()):
                 p, r, f1 = _prf(tp, fp, fn)
+                fpk = self.false_per_km2(cls, t)
                 rows.append({"threshold": t, "precision": p, "recall": r, "f1": f1,
-                             "tp": tp, "fp": fp, "fn": fn})  # fmt: skip
+                             "tp": tp, "fp": fp, "fn": fn,
+                             "nochange_false_per_km2": None if fpk is None else round(fpk, 2)})  # fmt: skip
             out[cls] = rows
         return out
 
     def as_card(self) -> dict[str, Any]:
         return {"min_score": self.min_score, "iou": self.iou, "chips": self.chips,
-                "sources": self.sources, "curve": self.curve()}  # fmt: skip
+                "sources": self.sources, "nochange_km2": round(self.nochange_km2, 4),
+                "max_false_per_km2": self.max_false_per_km2, "curve": self.curve()}  # fmt: skip
 
     def table(self) -> str:
         """A plain-text table: threshold, then P/R/F1 per class."""
-        head = "thr   " + "  ".join(f"{c[:12]:>12s} P    R    F1" for c in self.counts)
+        head = "thr   " + "  ".join(f"{c[:12]:>12s} P    R    F1   nc/km²" for c in self.counts)
         lines = [head]
         for t in sorted(next(iter(self.counts.values()), {})):
             cells = []
             for c in self.counts:
                 p, r, f1 = _prf(*self.counts[c][t])
-                cells.append(f"{'':>12s} {p:.2f} {r:.2f} {f1:.2f}")
+                fpk = self.false_per_km2(c, t)
+                nc = "    -" if fpk is None else f"{fpk:6.1f}"
+                cells.append(f"{'':>12s} {p:.2f} {r:.2f} {f1:.2f} {nc}")
             lines.append(f"{t:.2f}  " + "  ".join(cells))
         return "\n".join(lines)
 
@@ -111,16 +136,22 @@ def calibrate(
     thresholds: Iterable[float] = THRESHOLDS,
     iou: float = 0.25,
     batch: int = 8,
+    gsd: float = 0.2,
+    max_false_per_km2: float = 1.0,
 ) -> Calibration:
     """Run ``predict`` (a :class:`ChangeDetector`) on every chip under ``chip_dirs`` and tabulate.
 
     Each folder holds 6-page chips (``*.tif``) with YOLO label files in the sibling ``labels``
-    folder (``.../images/val`` -> ``.../labels/val``), as the dataset builders write them.
+    folder (``.../images/val`` -> ``.../labels/val``), as the dataset builders write them; a chip
+    with an empty label file is a no-change chip, whose area (at ``gsd`` m/px) counts for the
+    false-lead rate.
     """
     from models.datasets.writer import read_chip, read_polygons
 
     thresholds = sorted(float(t) for t in thresholds)
     counts = {c: {t: [0, 0, 0] for t in thresholds} for c in CLASS_NAMES}
+    nochange = {c: dict.fromkeys(thresholds, 0) for c in CLASS_NAMES}
+    nochange_km2 = 0.0
     files = [f for d in chip_dirs for f in sorted(Path(d).glob("*.tif"))]
     for start in range(0, len(files), batch):
         chunk = files[start : start + batch]
@@ -131,6 +162,11 @@ def calibrate(
             label = Path(str(f.parent).replace("images", "labels")) / f"{f.stem}.txt"
             truth = read_polygons(label, w, h)
             geoms = _pred_geoms(cands)
+            if not truth:
+                nochange_km2 += h * w * gsd * gsd / 1e6
+                for k, cls in enumerate(CLASS_NAMES):
+                    for t in thresholds:
+                        nochange[cls][t] += int(((cands.class_id == k) & (cands.score >= t)).sum())
             for k, cls in enumerate(CLASS_NAMES):
                 tg = np.asarray([shapely.make_valid(shapely.Polygon(p)) for c, p in truth
                                  if c == k and len(p) >= 3], object)  # fmt: skip
@@ -144,4 +180,5 @@ def calibrate(
                     row[1] += int(keep.sum()) - tp
                     row[2] += len(tg) - tp
     frozen = {c: {t: (v[0], v[1], v[2]) for t, v in by.items()} for c, by in counts.items()}
-    return Calibration(frozen, len(files), [str(d) for d in chip_dirs], iou)
+    return Calibration(frozen, len(files), [str(d) for d in chip_dirs], iou, nochange,
+                       nochange_km2, max_false_per_km2)  # fmt: skip

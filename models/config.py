@@ -40,6 +40,7 @@ class SyntheticData(_Strict):
     gsd_range: tuple[float, float] = (0.12, 0.35)
     no_change_fraction: float = Field(default=0.15, ge=0, le=1)
     time_budget_s: float | None = Field(default=None, gt=0)
+    seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 
 class FairDroneData(_Strict):
@@ -55,6 +56,10 @@ class FairDroneData(_Strict):
     no_change_fraction: float = Field(default=0.2, ge=0, le=1)
     estate_fraction: float = Field(default=0.25, ge=0, le=1, description="whole blocks new")
     paste_fraction: float = Field(default=0.15, ge=0, le=1, description="buildings pasted in")
+    other_sun: float = Field(
+        default=0.0, ge=0, le=1, description="share of chips whose baseline has another sun"
+    )
+    seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 
 class LabelledPair(_Strict):

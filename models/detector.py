@@ -7,7 +7,10 @@
 
 Input tiles are ``(h, w, 6)`` uint8: flight R, G, B then baseline R, G, B, at the card's working
 GSD. A tile larger than the card's ``imgsz`` is shrunk to fit; a smaller one is padded, never
-enlarged (enlarging would change its GSD). Boxes come back in the tile's own pixels.
+enlarged (enlarging would change its GSD). Boxes come back in the tile's own pixels, and from a
+segment model (ultralytics ``segment`` task) each with its outline: the instance mask decoded
+from its coefficients and the prototypes inside the box, traced, simplified to a pixel and
+squared where the structure is rectangular (:func:`mask_outline`).
 
 Device ``auto``: CUDA (fp16, PyTorch) when available, else the CPU backend measured fastest on this
 machine among PyTorch, ONNX Runtime and OpenVINO (measured once per weights and thread count, the
@@ -46,8 +49,9 @@ __all__ = ["ChangeDetector", "DEFAULT_WEIGHTS", "preprocess", "mask_outline", "s
 
 log = logging.getLogger(__name__)
 
-#: the shipped weights (a model card with the same stem sits beside them)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "buildwatch-cd-yolo11n.pt"
+#: the shipped weights (a model card with the same stem sits beside them): the outlining
+#: (segment) detector; ``buildwatch-cd-yolo11n.pt`` beside it is the earlier box detector
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "buildwatch-cd-yolo11n-seg.pt"
 PAD_VALUE = 114  # ultralytics' letterbox grey
 
 Device = Literal["auto", "cpu", "cuda"]

@@ -8,6 +8,7 @@ model card ``out/<name>.yaml`` beside it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -67,7 +68,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
             working_gsd=cfg.working_gsd_m,
             gsd_range=syn.gsd_range,
             no_change_fraction=syn.no_change_fraction,
-            seed=cfg.seed,
+            seed=cfg.seed if syn.seed is None else syn.seed,
             renderer=syn.renderer,
         )
         out["synthetic"] = _reuse_or_build(
@@ -93,7 +94,8 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 no_change_fraction=fd.no_change_fraction,
                 estate_fraction=fd.estate_fraction,
                 paste_fraction=fd.paste_fraction,
-                seed=cfg.seed,
+                other_sun=fd.other_sun,
+                seed=cfg.seed if fd.seed is None else fd.seed,
             )
             out["fairdrone"] = _reuse_or_build(
                 root / "fairdrone", spec_fd,
@@ -233,20 +235,25 @@ def _built_datasets(root: Path) -> dict[str, Path]:
 
 
 def train(
-    cfg: TrainConfig, out: str | Path | None = None, command: str = "", resume: bool = False
+    cfg: TrainConfig,
+    out: str | Path | None = None,
+    command: str = "",
+    resume: bool = False,
+    finish: bool = False,
 ) -> TrainResult:
     """Build data, train, validate and write ``<name>.pt`` + ``<name>.yaml`` under ``out``.
 
     ``resume=True`` continues the run in ``out`` from its last epoch checkpoint
     (``out/train/weights/last.pt``, written after every epoch) on the chips already built, so a
-    CPU training can be stopped and taken up again across sessions.
+    CPU training can be stopped and taken up again across sessions. ``finish=True`` ends a
+    stopped run where it is: its best epoch so far becomes ``<name>.pt``, validated and carded.
     """
     out = Path(out or cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     configure_ultralytics()
     t0 = time.monotonic()
     last = out / "train" / "weights" / "last.pt"
-    if resume:
+    if resume or finish:
         datasets = _built_datasets(out / "data")
         if not last.is_file() or not datasets:
             raise ConfigError(
@@ -261,6 +268,9 @@ def train(
 
     set_threads()
     device = resolve_device(cfg.device)
+    if finish:
+        log.info("finishing %s at its best epoch so far (%s)", cfg.name, last.parent)
+        return _finish(cfg, out, datasets, device, command, t_data, 0.0)
     if resume:
         log.info("resuming %s from %s", cfg.name, last)
         t1 = time.monotonic()
@@ -298,6 +308,9 @@ def _finish(
         raise ModelError(f"{run_dir}: training produced no weights (see the ultralytics log above)")
     weights = out / f"{cfg.name}.pt"
     shutil.copyfile(best, weights)
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    strip_optimizer(weights)  # a run stopped early leaves the optimizer state in its checkpoints
     trained = YOLO(str(weights))
     metrics = {
         name: (
@@ -311,9 +324,11 @@ def _finish(
         if _has_images(y.parent / "images" / "val")
     }
     results_csv = run_dir / "results.csv"
-    epochs_run = (
-        max(0, len(results_csv.read_text().splitlines()) - 1) if results_csv.is_file() else 0
-    )
+    rows = results_csv.read_text().splitlines() if results_csv.is_file() else []
+    epochs_run = max(0, len(rows) - 1)
+    if not t_train and epochs_run:  # finished from checkpoints: the run's own clock
+        with contextlib.suppress(ValueError, IndexError):
+            t_train = float(rows[-1].split(",")[rows[0].split(",").index("time")])
     parent = parent_lineage(cfg.model)
     architecture = f"{cfg.model}, 6-channel early fusion (flight RGB + baseline RGB)"
     if parent:

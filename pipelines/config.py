@@ -7,7 +7,7 @@ working directory.
 
 >>> cfg = BuildwatchConfig()
 >>> cfg.filters.min_score["new_building"], cfg.output.chinese_headers
-(0.6, False)
+(0.45, False)
 >>> BuildwatchConfig.model_validate({"filters": {"min_score": {"house": 0.5}}})
 Traceback (most recent call last):
 ...
@@ -129,10 +129,10 @@ class CoregConfig(_Strict):
 
 #: default thresholds per class (a class missing from a config file gets these)
 DEFAULT_MIN_AREA_M2: dict[str, float] = {"new_building": 4.0, "construction": 6.0}
-#: min_score calibrated on tuning districts (seeds 424242, 777001, 31337; see
-#: models/weights/buildwatch-cd-yolo11n.md) -- never on the districts the F1 is reported for;
-#: rechecked for the stage-2 weights, whose tuning F1 is 0.959-0.967 anywhere in 0.3-0.8
-DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.6, "construction": 0.6}
+#: min_score calibrated for the shipped weights on held-out pseudo pairs (`buildwatch calibrate`:
+#: the best F1 that keeps no-change chips at <= 1 false lead per km²; the curve is in the card,
+#: models/weights/buildwatch-cd-yolo11n-seg.md) -- never on the sets the F1 is reported for
+DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.45, "construction": 0.75}
 
 
 class FiltersConfig(_Strict):

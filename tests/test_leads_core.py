@@ -13,7 +13,13 @@ from geo.errors import ConfigError, CRSError, InputFileError, VectorError
 from geo.joins import best_overlap, join_units
 from geo.units import read_units
 from models.candidates import Candidates
-from pipelines.config import DEFAULT_CONFIG_PATH, BuildwatchConfig, FiltersConfig, load_config
+from pipelines.config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_MIN_SCORE,
+    BuildwatchConfig,
+    FiltersConfig,
+    load_config,
+)
 from pipelines.leads.build import Provenance, build_leads, select_leads
 from pipelines.leads.georef import MapCandidates, boxes_to_polygons, georeference
 from pipelines.leads.merge import merge_candidates
@@ -335,7 +341,10 @@ def test_config_paths_resolve_against_the_file_and_partial_class_thresholds_fill
     )
     cfg = load_config(path)
     assert cfg.units.path == tmp_path / "data" / "units.gpkg"
-    assert cfg.filters.min_score == {"new_building": 0.6, "construction": 0.45}
+    assert cfg.filters.min_score == {
+        "new_building": DEFAULT_MIN_SCORE["new_building"],
+        "construction": 0.45,
+    }
     assert cfg.ledger.url == "postgresql://db/bw"
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")

@@ -19,7 +19,7 @@ import shapely
 import pipelines.detect as detect_mod
 import pipelines.run as run_mod
 from geo.errors import VectorError
-from pipelines.config import BuildwatchConfig, load_config
+from pipelines.config import DEFAULT_MIN_SCORE, BuildwatchConfig, load_config
 from pipelines.detect import detect_leads
 from pipelines.run import run_flight
 from pipelines.schema import LEAD_COLUMNS, LEAD_COLUMNS_ZH
@@ -94,7 +94,10 @@ def test_leads_are_joined_to_the_right_units(tmp_path, pair_impl):
         assert hit["area_m2"].iloc[0] == pytest.approx(s.box().area, rel=0.15)
     assert leads.crs == UTM
     assert res.flight_id == "flight" and res.baseline_id == "baseline"
-    assert json.loads(leads["thresholds"].iloc[0])["min_score"]["new_building"] == 0.6
+    assert (
+        json.loads(leads["thresholds"].iloc[0])["min_score"]["new_building"]
+        == DEFAULT_MIN_SCORE["new_building"]
+    )
 
 
 def test_structure_across_a_tile_seam_is_exactly_one_lead(tmp_path, pair_impl):

@@ -397,3 +397,15 @@ def test_ledger_labels_bad_values_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"l.gpkg layer 'nope': cannot read the labels"):
         build_labelled(tmp_path / "f.tif", tmp_path / "b.tif", tmp_path / "l.gpkg", tmp_path,
                        layer="nope")  # fmt: skip
+
+
+def test_other_sun_darkens_beside_buildings_never_on_them():
+    img = np.full((100, 100, 3), 180, np.uint8)
+    mask = np.zeros((100, 100), bool)
+    mask[40:60, 40:60] = True
+    out = fairdrone.other_sun(img, mask, np.random.default_rng(2), 0.1)
+    darker = out.mean(axis=2) < 150
+    assert darker.sum() > 50  # a shadow was cast
+    assert not darker[mask].any()  # the roof itself is untouched
+    ys, xs = np.nonzero(darker)
+    assert np.hypot(ys.mean() - 50, xs.mean() - 50) > 3  # beside the building, on one side

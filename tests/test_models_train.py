@@ -255,6 +255,14 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
     done = len(results.read_text().splitlines()) - 1
     assert 1 <= done < 3
     assert not (out / "tiny-cd.pt").exists()
+    # --finish keeps the best epoch so far, without training further
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out), "--finish",
+              "--set", "epochs=3"])  # fmt: skip
+    assert exit_info.value.code == 0
+    card = yaml.safe_load((out / "tiny-cd.yaml").read_text())
+    assert card["train_settings"]["epochs_run"] == done
+    assert len(results.read_text().splitlines()) - 1 == done
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out), "--resume",
               "--set", "epochs=3", "--set", "data.synthetic.n_train=8",

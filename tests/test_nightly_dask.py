@@ -148,7 +148,9 @@ def test_real_detector_on_cluster_equals_in_process(tmp_path: Path, scheduler: s
         leads[name] = gpd.read_file(out / "leads.gpkg", layer="leads")
         runs[name] = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert len(leads["local"]) >= 3
-    assert set(leads["local"]["model_name"]) == {"buildwatch-cd-yolo11n"}
+    from models.detector import DEFAULT_WEIGHTS
+
+    assert set(leads["local"]["model_name"]) == {DEFAULT_WEIGHTS.stem}
     pd.testing.assert_frame_equal(leads["local"], leads["dask"])
     assert leads["local"].geometry.geom_equals_exact(leads["dask"].geometry, tolerance=0).all()
     for key in ("counts", "coverage_m2", "registration", "model"):

@@ -40,6 +40,7 @@ __all__ = [
     "remove_buildings",
     "bare_land",
     "outline_of",
+    "other_sun",
     "VAL_MOSAICS",
 ]
 
@@ -62,6 +63,7 @@ class FairDroneSpec:
     remove_probability: float = 0.5
     estate_fraction: float = 0.25
     paste_fraction: float = 0.15
+    other_sun: float = 0.0
     seed: int = 0
 
 
@@ -288,6 +290,30 @@ def _paste(
     return np.clip(flight, 0, 255).astype(np.uint8), ground, new_ids
 
 
+def other_sun(
+    img: np.ndarray, buildings: np.ndarray, rng: np.random.Generator, gsd: float
+) -> np.ndarray:
+    """Cast the shadows ``buildings`` (a mask) would throw under another sun onto ``img``.
+
+    The footprint shifted 0.5-3 m away from a random sun azimuth, minus the footprint itself,
+    is darkened (soft edge): a baseline taken at another hour or season has its shadows
+    elsewhere, which a detector must not read as a new structure.
+    """
+    h, w = buildings.shape
+    length = float(rng.uniform(0.5, 3.0)) / gsd
+    azimuth = float(rng.uniform(0, 2 * np.pi))
+    m = np.array([[1, 0, length * np.cos(azimuth)], [0, 1, length * np.sin(azimuth)]], np.float32)
+    mask = buildings.astype(np.uint8)
+    cast = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST)
+    shadow = ((cast > 0) & (mask == 0)).astype(np.float32)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), max(0.5, 0.15 / gsd)) * (mask == 0)
+    shadow = shadow[..., None]
+    depth = float(rng.uniform(0.35, 0.65))
+    tint = np.array([0.95, 1.0, 1.1], np.float32)  # shadows are lit by the blue sky
+    out = img.astype(np.float32) * (1 - shadow * (1 - depth * tint))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int:
     prepared, root, split, index, names, spec = args
     rng = np.random.default_rng(
@@ -321,6 +347,10 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
         new = [i for i in full if rng.random() < spec.remove_probability] or full[:1]
         dilate = max(1, round(0.6 / stored_gsd))
         before = remove_buildings(win_img, win_ids, new, rng, dilate)
+    if rng.random() < spec.other_sun:  # the buildings that stand on both dates: another sun
+        kept = np.isin(win_ids, [i for i in present if i not in new]) if present else None
+        if kept is not None and kept.any():
+            before = other_sun(before, kept, rng, stored_gsd)
     native_gsd = float(rng.uniform(*spec.gsd_range))
     chips = []
     for arr in (after, before):

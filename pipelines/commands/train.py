@@ -54,8 +54,10 @@ def build_dataset_command(
               help="Override a config value, e.g. --set epochs=3 --set data.synthetic.n_train=32.")  # fmt: skip
 @click.option("--resume", is_flag=True,
               help="Continue the run in the output folder from its last epoch checkpoint.")  # fmt: skip
+@click.option("--finish", is_flag=True,
+              help="End a stopped run at its best epoch so far (no more training).")  # fmt: skip
 def train_command(
-    config_path: Path, out: Path | None, overrides: tuple[str, ...], resume: bool
+    config_path: Path, out: Path | None, overrides: tuple[str, ...], resume: bool, finish: bool
 ) -> None:
     """Train the change detector; writes NAME.pt and its model card NAME.yaml.
 
@@ -71,7 +73,9 @@ def train_command(
     command = "buildwatch " + " ".join(shlex.quote(a) for a in args)
     if os.environ.get("BW_REPRODUCE"):  # set by scripts/device_train.sh
         command = f"{os.environ['BW_REPRODUCE']}  (runs: {command})"
-    result = train(cfg, out, command=command, resume=resume)
+    if resume and finish:
+        raise click.UsageError("--resume and --finish exclude each other")
+    result = train(cfg, out, command=command, resume=resume, finish=finish)
     click.echo(f"weights: {result.weights}")
     click.echo(f"card:    {result.card}")
     for name, m in result.metrics.items():
@@ -244,10 +248,12 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
               show_default=True, help="Prepared fair-drone folder.")  # fmt: skip
 @click.option("--seed", default=9091, show_default=True,
               help="Chip seed (apart from every training seed).")  # fmt: skip
+@click.option("--max-false-per-km2", "max_false", default=1.0, show_default=True,
+              help="Cap on false leads per km² of no-change chips the threshold must keep.")  # fmt: skip
 @click.option("--write", is_flag=True, help="Record the curve and thresholds in the model card.")
 def calibrate_command(
     weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
-    n_synthetic: int, prepared: Path, seed: int, write: bool,
+    n_synthetic: int, prepared: Path, seed: int, max_false: float, write: bool,
 ) -> None:  # fmt: skip
     """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
 
@@ -280,7 +286,7 @@ def calibrate_command(
                                 seed=seed, renderer="mixed")  # fmt: skip
             build_synthetic(out / "synthetic", syn, os.cpu_count() or 1)
             dirs.append(out / "synthetic" / "images" / "val")
-    cal = calibrate(det, dirs)
+    cal = calibrate(det, dirs, gsd=float(det.card.working_gsd_m), max_false_per_km2=max_false)
     click.echo(cal.table())
     click.echo("min_score: " + ", ".join(f"{c} {t:.2f}" for c, t in cal.min_score.items()))
     if write:
