@@ -5,7 +5,7 @@
 Each WHU-CD and DSIFN-CD pair (validation only) runs through ``detect_leads``; leads are matched to
 the label's changed blobs at IoU >= 0.25. For up to ``--per-kind`` misses (truth no lead found),
 false leads and matches, a PNG shows the baseline, the flight with the truth outline (green) and
-the leads (red, with scores), at the pair's own pixels. The research-use imagery stays out of
+the leads (red, with scores), at the pair's own pixels, per set. The research-use imagery stays out of
 the repository, so these are written under ``--out`` for the model card's reader to make.
 """
 
@@ -56,8 +56,9 @@ def main() -> None:
 
     det = ChangeDetector.load(args.weights, device="cpu")
     args.out.mkdir(parents=True, exist_ok=True)
-    written = {"miss": 0, "false": 0, "hit": 0}
+    total = {"miss": 0, "false": 0, "hit": 0}
     for set_name, gsd in (("whu-cd", 0.2), ("dsifn-cd", 0.5)):
+        written = dict.fromkeys(total, 0)  # --per-kind per set
         root = DATA / set_name
         if not root.is_dir():
             print(f"({root} absent: skipped)")
@@ -99,7 +100,8 @@ def main() -> None:
                     path = args.out / f"{kind}_{set_name}_{Path(name).stem}_{written[kind]}.png"
                     cv2.imwrite(str(path), tile[:, :, ::-1])
                     written[kind] += 1
-    print(f"wrote {written} under {args.out} (baseline | flight | truth green, leads red)")
+                    total[kind] += 1
+    print(f"wrote {total} under {args.out} (baseline | flight | truth green, leads red)")
 
 
 if __name__ == "__main__":

@@ -233,40 +233,50 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
     import sys
     import time
 
+    import torch
+
+    epochs = 20
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "pipelines.cli", "train", "--config", "models/configs/tiny.yaml",
-           "--out", str(out), "--set", "epochs=3", "--set", "data.synthetic.n_train=8",
-           "--set", "data.synthetic.n_val=2"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    args = ["--config", "models/configs/tiny.yaml", "--out", str(out), "--set", f"epochs={epochs}",
+            "--set", "data.synthetic.n_train=8", "--set", "data.synthetic.n_val=2"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     results = out / "train" / "results.csv"
+    last = out / "train" / "weights" / "last.pt"
     deadline = time.monotonic() + 240
+    killed = False
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            last = out / "train" / "weights" / "last.pt"
+        while time.monotonic() < deadline and proc.poll() is None and not killed:
             if results.is_file() and len(results.read_text().splitlines()) >= 2 and last.is_file():
-                time.sleep(1.0)  # let the checkpoint write finish
-                break  # epoch 1 is checkpointed
-            time.sleep(0.2)
-        assert proc.poll() is None, "training ended before it could be stopped"
-        os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(
+                    proc.pid, signal.SIGSTOP
+                )  # freeze it, then kill only on a whole checkpoint
+                try:
+                    torch.load(last, map_location="cpu", weights_only=False)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
+                except Exception:  # caught mid-write: let it finish writing
+                    os.killpg(proc.pid, signal.SIGCONT)
+                    time.sleep(0.05)
+            time.sleep(0.05)
+        assert killed, "training ended (or never checkpointed) before it could be stopped"
     finally:
+        if not killed and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     done = len(results.read_text().splitlines()) - 1
-    assert 1 <= done < 3
+    assert 1 <= done < epochs
     assert not (out / "tiny-cd.pt").exists()
     # --finish keeps the best epoch so far, without training further
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out), "--finish",
-              "--set", "epochs=3"])  # fmt: skip
+        main(["train", *args, "--finish"])
     assert exit_info.value.code == 0
     card = yaml.safe_load((out / "tiny-cd.yaml").read_text())
     assert card["train_settings"]["epochs_run"] == done
     assert len(results.read_text().splitlines()) - 1 == done
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out), "--resume",
-              "--set", "epochs=3", "--set", "data.synthetic.n_train=8",
-              "--set", "data.synthetic.n_val=2"])  # fmt: skip
+        main(["train", *args, "--resume"])
     assert exit_info.value.code == 0
-    assert len(results.read_text().splitlines()) - 1 == 3  # epochs 1..3, none repeated
+    assert len(results.read_text().splitlines()) - 1 == epochs  # every epoch once, none repeated
     assert (out / "tiny-cd.pt").is_file() and (out / "tiny-cd.yaml").is_file()
