@@ -4,7 +4,7 @@ Usage: ``python -m pipelines.nightly.demo OUT_DIR [--scheduler tcp://HOST:8786]`
 synthetic district sequence (``geo.synthetic.district.generate_nights``), an inbox, a baseline
 catalogue folder and ``nightly.yaml`` under ``OUT_DIR``, then drops night 1, 2, 3 into the inbox
 and runs the nightly pass after each (a final pass shows every flight skipped). Uses the shipped
-detector (``models/weights/buildwatch-cd-yolo11n.pt``, or ``detector.weights``) and prints which
+detector (``models/weights/buildwatch-cd-yolo11n-seg.pt``, or ``detector.weights``) and prints which
 model and runtime ran; only when it cannot load does it fall back to the stand-in change detector
 of :mod:`pipelines.nightly.testing` (said so loudly: its leads are not model output).
 """
