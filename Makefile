@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the maps and reports need (headless Chromium, a CJK font, Leaflet for
-# offline maps). Installed once with apt-get when running as root; skipped if present.
+# System packages the maps, reports and tests need (headless Chromium for PNG maps and the review
+# page's browser test, a CJK font, Leaflet for offline maps, QGIS for the styled-layers test).
+# Installed once with apt-get when running as root; skipped if present.
 sysdeps:
 	@bash scripts/sysdeps.sh
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "map": "pipelines.commands.maps:map_command",
     "nightly": "pipelines.commands.nightly:nightly_command",
     "batch": "pipelines.commands.nightly:batch_command",
+    "review": "pipelines.commands.review:command",
 }
 
 
@@ -79,6 +80,7 @@ def cli(verbose: int, log_json: bool, debug: bool) -> None:
       detect          flight + baseline -> leads.gpkg (new-structure polygons)
       run             the whole job for one flight: leads, evidence, exports, summary
       cases, report   the two case ledgers (in-progress, existing) and their reports
+      review          confirm or reject leads in the browser, beside their evidence
       priorities, map where concentrated clearance (集中成片整治) should go
       nightly, batch  scheduled and bulk processing
 

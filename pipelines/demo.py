@@ -348,6 +348,7 @@ def _maps(
         as_of=day,
         zh=True,
         areas=read_area_layers(runs) if runs else None,
+        sources=[out / "ledger.gpkg", *runs],
     )
     ranked = gpd.read_file(paths["units"], layer="units")
     top = ranked.sort_values(["rank_district", "unit_code"]).head(3)

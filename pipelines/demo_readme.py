@@ -62,6 +62,8 @@ FILE_NOTES: tuple[tuple[str, str], ...] = (
     ("maps/priorities.gpkg", "ranked units with geometry (layer 'units')"),
     ("maps/hotspots.gpkg", "hot spots: clusters of cases across unit boundaries (layer "
      "'hotspots')"),
+    ("maps/maps.qgz", "QGIS project: every layer above, the ledger's cases and the night's "
+     "leads, styled, by relative path (every GeoPackage also carries its style)"),
 )  # fmt: skip
 
 

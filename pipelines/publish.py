@@ -83,6 +83,7 @@ def publish_run(
             as_of=flight_date,
             zh=True,
             areas=read_area_layers([outputs.gpkg]),
+            sources=[*([Path(url)] if "://" not in url else []), outputs.gpkg],
         )
     elif maps:
         log.info("no units.path in the config: maps skipped (they rank compounds and villages)")

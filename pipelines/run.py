@@ -72,10 +72,14 @@ class RunOutputs:
 
 
 def write_leads_gpkg(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
-    """Write GeoPackage layers to ``path`` atomically (a temp file beside it, then os.replace)."""
+    """Write GeoPackage layers to ``path`` atomically (a temp file beside it, then os.replace),
+    with their QGIS styles (:mod:`pipelines.qgis`)."""
+    from pipelines.qgis import style_gpkg
+
     with atomic_path(path, mkdir=True) as tmp:
         for name, gdf in layers.items():
             gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        style_gpkg(tmp)  # QGIS opens every layer styled (layer_styles: QML + SLD)
 
 
 #: the area layers written beside ``leads`` in leads.gpkg, and what each holds

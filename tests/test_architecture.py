@@ -48,3 +48,32 @@ def test_pipeline_flow_is_visible_in_the_folders() -> None:
         assert (REPO / folder).is_dir(), folder
     for doc in ("README.md", "ARCHITECTURE.md", "data/README.md"):
         assert (REPO / doc).stat().st_size > 1000, f"{doc} is missing or a stub"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_review_has_its_own_room_and_the_ledger_stays_the_one_writer() -> None:
+    """pipelines/review reaches cases only through the ledger's public modules, never with SQL of
+    its own; only its CLI command imports it (the district pipeline does not)."""
+    allowed = {"pipelines.cases.store", "pipelines.cases.verdicts", "pipelines.cases.states"}
+    for path in sorted((REPO / "pipelines" / "review").rglob("*.py")):
+        mods = imported_modules(path)
+        cases = {m for m in mods if m.startswith("pipelines.cases")}
+        assert cases <= allowed, f"{path.name} reaches into the ledger: {sorted(cases - allowed)}"
+        assert not {m for m in mods if m.startswith(("sqlalchemy", "sqlite3", "psycopg2"))}, path
+    users = {
+        str(p.relative_to(REPO))
+        for p in (REPO / "pipelines").rglob("*.py")
+        if "review" not in p.parts
+        and any(m.startswith("pipelines.review") for m in imported_modules(p))
+    }
+    assert users == {"pipelines/commands/review.py"}, users

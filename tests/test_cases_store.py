@@ -213,6 +213,7 @@ def test_geopackage_is_a_real_gpkg_qgis_opens(tmp_path: Path) -> None:
         "case_history": None,
         "ingests": None,
         "ledger_meta": None,
+        "layer_styles": None,  # its QGIS style (pipelines/qgis.py)
     }
     info = pyogrio.read_info(path, layer="cases")
     assert info["crs"] == "EPSG:4544" and info["features"] == 4
@@ -227,6 +228,7 @@ def test_geopackage_is_a_real_gpkg_qgis_opens(tmp_path: Path) -> None:
         "case_history": "attributes",
         "ingests": "attributes",
         "ledger_meta": "attributes",
+        "layer_styles": "attributes",
     }
     assert con.execute(
         "SELECT geometry_type_name, srs_id FROM gpkg_geometry_columns"

@@ -191,6 +191,7 @@ def test_run_writes_every_output_and_is_deterministic(tmp_path, monkeypatch):
         "coverage",
         "not_comparable",
         "unknown",
+        "layer_styles",  # their QGIS styles
     }
     coverage = gpd.read_file(out.gpkg, layer="coverage")
     assert len(coverage) == 1 and coverage.crs == UTM
@@ -278,6 +279,7 @@ def test_detect_command_writes_the_leads_layer(tmp_path, capsys, monkeypatch):
         "coverage",
         "not_comparable",
         "unknown",
+        "layer_styles",  # their QGIS styles
     ]
     assert "area km²: compared" in stdout and "co-registration: off" in stdout
     leads = gpd.read_file(out, layer="leads")

@@ -27,6 +27,7 @@ from geo.atomic import atomic_path
 from geo.errors import ConfigError
 from pipelines.cases.states import FIRST_STATE, REJECTED
 from pipelines.cases.store import LedgerStore
+from pipelines.qgis import style_gpkg
 
 __all__ = ["LABEL_COLUMNS", "label_cases", "export_labels"]
 
@@ -72,6 +73,7 @@ def export_labels(store: LedgerStore, path: str | Path) -> pd.Series:
     labels = label_cases(store.cases())
     with atomic_path(path) as tmp:
         labels.to_file(tmp, layer="labels", driver="GPKG")
+        style_gpkg(tmp)
     counts = labels["label"].value_counts()
     log.info("wrote %d labelled cases to %s: %s", len(labels), path, counts.to_dict())
     return counts

@@ -43,6 +43,7 @@ __all__ = [
     "allowed_transitions",
     "check_transition",
     "check_reopen",
+    "check_undo",
 ]
 
 Ledger = Literal["in_progress", "existing"]
@@ -193,3 +194,25 @@ def check_reopen(case_id: str, ledger: str, from_state: str) -> str:
             f"this one is {from_state!r}"
         )
     return FIRST_STATE["in_progress"]
+
+
+def check_undo(case_id: str, ledger: str, current: str, back_to: str) -> None:
+    """Raise unless a verdict that moved the case *back_to* → *current* may be withdrawn.
+
+    Undo walks one edge of the state machine backwards: only an edge an officer may take forwards
+    (:func:`check_transition`) can be withdrawn, so undo never reaches a state the ledger cannot
+    hold.
+
+    >>> check_undo("BW-1", "in_progress", "stopped", "discovered")
+    >>> check_undo("BW-1", "in_progress", "removed", "discovered")
+    Traceback (most recent call last):
+    ...
+    geo.errors.TransitionError: case BW-1 (in_progress ledger): 'discovered' → 'removed' is not one step of the ledger, so it cannot be undone
+    """
+    _check_ledger(case_id, ledger, current)
+    _check_ledger(case_id, ledger, back_to)
+    if current not in allowed_transitions(ledger, back_to):
+        raise TransitionError(
+            f"case {case_id} ({ledger} ledger): {back_to!r} → {current!r} is not one step of the "
+            "ledger, so it cannot be undone"
+        )

@@ -203,6 +203,8 @@ class LedgerStore:
         if inspect(conn).has_table("ledger_meta"):
             found = conn.execute(text("SELECT value FROM ledger_meta WHERE key = 'srid'"))
             self._tables = build_tables(int(found.scalar_one()), self.engine.dialect.name)
+            if self.kind == "gpkg" and not inspect(conn).has_table("layer_styles"):
+                self._style(conn)  # a ledger from before styles: QGIS opens it styled from now on
             return self._tables
         if srid is None:
             raise LedgerError(
@@ -234,6 +236,7 @@ class LedgerStore:
         t.metadata.create_all(conn)
         if self.kind == "gpkg":
             gpkg.register(conn, [("cases", "geom", "POLYGON", srid)], _ATTRIBUTE_TABLES)
+            self._style(conn)
         conn.execute(
             t.meta.insert(),
             [
@@ -245,6 +248,13 @@ class LedgerStore:
         log.info("created ledger %s (EPSG:%d)", self.label, srid)
         self._tables = t
         return t
+
+    @staticmethod
+    def _style(conn: Connection) -> None:
+        """The cases layer's QGIS style in ``layer_styles`` (inside the write transaction)."""
+        from pipelines.qgis import style_connection
+
+        style_connection(conn.connection.driver_connection, ["cases"])  # type: ignore[arg-type]
 
     # -- reads ----------------------------------------------------------------------------------
     def cases(

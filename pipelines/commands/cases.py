@@ -169,7 +169,10 @@ def _write_list(cases: Any, out_path: Path) -> None:
                 tmp, index=False, encoding="utf-8-sig"
             )
         else:
+            from pipelines.qgis import style_gpkg
+
             cases.to_file(tmp, layer="cases", driver="GPKG")
+            style_gpkg(tmp)
 
 
 @group.command("show")

@@ -139,7 +139,7 @@ def map_command(
     areas = read_area_layers(list(runs)) if runs else None
     paths = render_all(
         out_dir, cases, units, flight, use_offline, cfg, as_of, zh=True, township=township,
-        areas=areas,
+        areas=areas, sources=[*([Path(ledger)] if "://" not in str(ledger) else []), *runs],
     )  # fmt: skip
     for key, path in paths.items():
         if key != "district_map":

@@ -14,13 +14,17 @@ key                       file
 ``district:<code>`` ...   ranked tables (see :func:`pipelines.maps.tables.write_tables`)
 ``hotspots``              ``hotspots.gpkg`` (layer ``hotspots``, the cases' CRS)
 ``units``                 ``priorities.gpkg`` (layer ``units``: ranked units with geometry)
+``qgis_project``          ``maps.qgz``: QGIS project with every styled layer, relative paths
 ========================  ==============================================================
+
+Every GeoPackage written here carries its QGIS styles (:mod:`pipelines.qgis`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from pipelines.maps.overlay import read_flight_overlay
 from pipelines.maps.priorities import aggregate_units, rank_units
 from pipelines.maps.static import township_png, trend_png
 from pipelines.maps.tables import write_tables
+from pipelines.qgis import style_gpkg, write_project
 from pipelines.safety import inside, safe_code
 
 __all__ = ["Priorities", "compute_priorities", "render_all", "write_priorities"]
@@ -72,6 +77,7 @@ def compute_priorities(
 def _write_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> Path:
     with atomic_path(path, mkdir=True) as tmp:
         frame.to_file(tmp, layer=layer, driver="GPKG")
+        style_gpkg(tmp)
     return path
 
 
@@ -100,13 +106,16 @@ def render_all(
     zh: bool = True,
     township: str | None = None,
     areas: gpd.GeoDataFrame | None = None,
+    sources: Sequence[str | Path] = (),
 ) -> dict[str, Path]:
     """Write every maps-area output under ``out_dir`` (see the module table); return their paths.
 
     ``units`` holds the ``units.gpkg`` layers (see :func:`pipelines.maps.inputs.load_units`),
     ``flight`` an optional orthophoto for the base layer. ``township`` limits the township maps
     and PNGs to one township code. ``areas`` (:func:`pipelines.run.read_area_layers`) puts the
-    areas the flights could not compare on the maps, and says so in the legend.
+    areas the flights could not compare on the maps, and says so in the legend. ``sources`` are
+    more GeoPackages (the ledger, runs' leads.gpkg) whose styled layers join priorities and hot
+    spots in the QGIS project ``maps.qgz`` written beside the maps (relative paths).
     """
     cfg = config or MapsConfig()
     out_dir = Path(out_dir)
@@ -175,4 +184,10 @@ def render_all(
     trend = trend_png(valid, out_dir / "trend_cases_by_state.png")
     if trend is not None:
         paths["trend_png"] = trend
+    layers = [paths[k] for k in ("units", "hotspots") if k in paths]
+    project = write_project(
+        out_dir / "maps.qgz", [*layers, *sources], title=f"buildwatch {stamp}".strip()
+    )
+    if project is not None:
+        paths["qgis_project"] = project
     return paths

@@ -231,7 +231,8 @@ class BuildwatchBackend:
         reports.mkdir(parents=True, exist_ok=True)
         from pipelines.run import area_table, read_area_layers
 
-        areas = read_area_layers(sorted(output_root.glob("*/leads.gpkg")))
+        runs = sorted(output_root.glob("*/leads.gpkg"))
+        areas = read_area_layers(runs)
         report = daily_report(LedgerStore(url)).with_coverage(area_table(areas))
         written += write_report(report, reports / f"daily-{dt.date.today().isoformat()}.xlsx")
         if self.config.units.path is not None:
@@ -242,6 +243,7 @@ class BuildwatchBackend:
                 offline=True,
                 config=self.config.maps,
                 areas=areas,
+                sources=[*([Path(url)] if "://" not in url else []), *runs],
             )
             written += list(paths.values())
         return written
