@@ -1,9 +1,15 @@
 """Inference backends: one small interface over PyTorch, ONNX Runtime and OpenVINO.
 
 Every backend maps a float32/float16 ``(B, 6, S, S)`` array scaled to [0, 1] to the raw YOLO
-head output ``(B, 4 + nc, N)``; decoding and NMS happen once, in :mod:`models.detector`. ONNX and
-OpenVINO models are exported with a *static* batch and cached next to the weights (or in a user
-cache folder when that is read-only), keyed by the weights' hash, image size and batch.
+head output ``(B, 4 + nc, N)``; decoding and NMS happen once, in :mod:`models.detector`.
+
+The CPU path never imports torch: the shipped weights come with an OpenVINO model exported from
+them (``<weights stem>.openvino.xml/.bin``, dynamic batch, compiled for a static batch at load)
+and a sidecar (``.openvino.json``) naming the SHA-256 of the ``.pt`` it came from; it is used only
+when that hash matches (:func:`shipped_openvino`, :func:`export_shipped_openvino` makes it).
+Other weights are exported once — that needs torch and ultralytics — with a *static* batch and
+cached next to the weights (or in a user cache folder when that is read-only), keyed by the
+weights' hash, image size and batch.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from geo.errors import ModelError
 from models.runtime import configure_ultralytics, default_config_dir, set_threads
 
 __all__ = [
+    "SHIPPED_SUFFIX",
+    "shipped_openvino",
+    "export_shipped_openvino",
     "Backend",
     "BackendName",
     "TorchBackend",
@@ -139,6 +148,71 @@ def export_openvino(onnx_path: Path) -> Path:
     return target
 
 
+#: the OpenVINO model shipped beside a ``.pt``: ``<stem>.openvino.xml`` / ``.bin`` / ``.json``
+SHIPPED_SUFFIX = ".openvino"
+
+
+def _shipped_paths(weights: Path) -> tuple[Path, Path, Path]:
+    base = weights.with_name(weights.stem + SHIPPED_SUFFIX)
+    return (
+        base.with_suffix(base.suffix + ".xml"),
+        base.with_suffix(base.suffix + ".bin"),
+        (base.with_suffix(base.suffix + ".json")),
+    )
+
+
+def shipped_openvino(weights: Path, imgsz: int, weights_sha256: str) -> Path | None:
+    """The OpenVINO model shipped beside *weights*, if it was exported from exactly these weights
+    (SHA-256 in its sidecar) at *imgsz*; else None (and a log line saying why)."""
+    import json
+
+    xml, binary, meta = _shipped_paths(weights)
+    if not (xml.is_file() and binary.is_file() and meta.is_file()):
+        return None
+    try:
+        facts = json.loads(meta.read_text())
+    except ValueError:
+        log.warning("%s: unreadable; the OpenVINO model beside the weights is not used", meta)
+        return None
+    if facts.get("source_sha256") != weights_sha256 or int(facts.get("imgsz", -1)) != imgsz:
+        log.warning(
+            "%s was exported from other weights or image size (%s, %s); exporting anew",
+            xml.name,
+            str(facts.get("source_sha256", ""))[:12],
+            facts.get("imgsz"),
+        )
+        return None
+    return xml
+
+
+def export_shipped_openvino(weights: Path, imgsz: int, weights_sha256: str) -> Path:
+    """Export *weights* to the OpenVINO model shipped beside them (dynamic batch, fp16 weights;
+    the CPU computes in fp32) with its hash sidecar. Needs torch and ultralytics."""
+    import json
+
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    xml, binary, meta = _shipped_paths(weights)
+    with tempfile.TemporaryDirectory(dir=weights.parent) as tmp:
+        copy = Path(tmp) / weights.name
+        shutil.copyfile(weights, copy)
+        onnx_path = YOLO(str(copy)).export(
+            format="onnx", imgsz=imgsz, dynamic=True, simplify=False, half=False, verbose=False
+        )
+        import openvino as ov
+
+        model = ov.convert_model(str(onnx_path))
+        tmp_xml = Path(tmp) / "model.xml"
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=True)
+        os.replace(tmp_xml.with_suffix(".bin"), binary)
+        os.replace(tmp_xml, xml)
+    facts = {"source": weights.name, "source_sha256": weights_sha256, "imgsz": imgsz,
+             "batch": "dynamic", "weights_precision": "fp16", "openvino": ov.__version__}  # fmt: skip
+    meta.write_text(json.dumps(facts, indent=1) + "\n")
+    return xml
+
+
 class OnnxBackend:
     """ONNX Runtime on the CPU, one thread per core, static batch."""
 
@@ -162,17 +236,23 @@ class OnnxBackend:
 
 
 class OpenVinoBackend:
-    """OpenVINO on the CPU, one thread per core, static batch."""
+    """OpenVINO on the CPU, one thread per core, static batch (a dynamic model is compiled for
+    ``(batch, 6, imgsz, imgsz)``)."""
 
     name = "openvino"
     half = False
 
-    def __init__(self, xml: Path, batch: int, threads: int) -> None:
+    def __init__(self, xml: Path, batch: int, threads: int, imgsz: int | None = None) -> None:
         import openvino as ov
 
         core = ov.Core()
+        model = core.read_model(str(xml))
+        if model.inputs[0].get_partial_shape().is_dynamic:
+            if imgsz is None:
+                raise ModelError(f"{xml}: a dynamic model needs the image size to compile")
+            model.reshape([batch, 6, imgsz, imgsz])
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        self.compiled = core.compile_model(str(xml), "CPU", config)
+        self.compiled = core.compile_model(model, "CPU", config)
         self.batch = batch
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

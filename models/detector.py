@@ -12,9 +12,12 @@ segment model (ultralytics ``segment`` task) each with its outline: the instance
 from its coefficients and the prototypes inside the box, traced, simplified to a pixel and
 squared where the structure is rectangular (:func:`mask_outline`).
 
-Device ``auto``: CUDA (fp16, PyTorch) when available, else the CPU backend measured fastest on this
-machine among PyTorch, ONNX Runtime and OpenVINO (measured once per weights and thread count, the
-choice cached beside the exports). Nothing is ever downloaded.
+Device ``auto``: CUDA (fp16, PyTorch) when an NVIDIA device is there, else the CPU. On the CPU,
+backend ``auto`` is the OpenVINO model shipped beside the weights when it was exported from them
+(hash checked), so detection never imports torch or ultralytics: pre-processing, NMS
+(:mod:`models.postprocess`) and mask decoding are numpy. For other weights it is the backend
+measured fastest on this machine among PyTorch, ONNX Runtime and OpenVINO (measured once per
+weights and thread count, the choice cached beside the exports). Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ from models.backends import (
     cache_dir_for,
     export_onnx,
     export_openvino,
+    shipped_openvino,
 )
 from models.candidates import Candidates
 from models.card import ModelCard, read_card, sha256
+from models.postprocess import non_max_suppression
 
 __all__ = ["ChangeDetector", "DEFAULT_WEIGHTS", "preprocess", "mask_outline", "square_outline"]
 
@@ -205,9 +210,7 @@ class ChangeDetector:
             raise ModelError(f"{card_path}: channels is {card.channels}; the detector needs 6")
         threads = int(threads or os.cpu_count() or 1)
         if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if _cuda_available() else "cpu"
         if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
             raise ModelError(f"device {device!r}: use 'auto', 'cpu' or 'cuda'")
         if str(device).startswith("cuda"):
@@ -216,8 +219,12 @@ class ChangeDetector:
             return cls(TorchBackend(path, str(device)), card, path)
         if backend not in ("auto", "torch", "onnx", "openvino"):
             raise ModelError(f"backend {backend!r}: use auto, torch, onnx or openvino")
+        digest = sha256(path)
+        shipped = shipped_openvino(path, int(card.imgsz), digest)
+        if shipped is not None and backend in ("auto", "openvino"):
+            return cls(OpenVinoBackend(shipped, batch, threads, int(card.imgsz)), card, path)
         cache = cache_dir_for(path, cache_dir)
-        tag = (card.sha256 or sha256(path))[:10]
+        tag = (card.sha256 or digest)[:10]
         if backend == "auto":
             backend = _fastest_cpu_backend(path, card, batch, threads, cache, tag)
         return cls(
@@ -234,9 +241,6 @@ class ChangeDetector:
         """Detect new structures in each ``(h, w, 6)`` uint8 tile; one ``Candidates`` per tile."""
         if not len(images):
             return []
-        import torch
-        from ultralytics.utils.nms import non_max_suppression
-
         step = self.backend.batch or max(1, len(images))
         out: list[Candidates] = []
         for start in range(0, len(images), step):
@@ -248,10 +252,8 @@ class ChangeDetector:
             outs = self.backend.run(x)
             raw = outs[0][: len(chunk)]
             protos = outs[1][: len(chunk)] if len(outs) > 1 and outs[1].ndim == 4 else None
-            dets = non_max_suppression(torch.from_numpy(np.ascontiguousarray(raw)), conf, iou,
-                                       max_det=max_det, nc=self.nc)  # fmt: skip
-            for i, (img, det, r) in enumerate(zip(chunk, dets, scales, strict=True)):
-                d = det.cpu().numpy()
+            for i, (img, r) in enumerate(zip(chunk, scales, strict=True)):
+                d = non_max_suppression(raw[i], self.nc, conf, iou, max_det)
                 h, w = img.shape[:2]
                 xyxy = d[:, :4] / r
                 xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
@@ -267,6 +269,19 @@ class ChangeDetector:
         return out
 
     __call__ = predict
+
+
+def _cuda_available() -> bool:
+    """True when torch sees a CUDA device; torch is imported only where an NVIDIA driver is."""
+    import sys
+
+    if "torch" not in sys.modules and not any(
+        Path(p).exists() for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version")
+    ):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _make_cpu_backend(
