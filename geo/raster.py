@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rasterio
 from affine import Affine
@@ -24,6 +25,7 @@ from rasterio.windows import Window
 
 from geo.crs import require_crs
 from geo.errors import InputFileError, RasterError
+from geo.jpegtiles import JpegTiles
 
 __all__ = [
     "RasterInfo",
@@ -32,6 +34,8 @@ __all__ = [
     "raster_info",
     "rgb_bands",
     "overview_level_for",
+    "overview_factors",
+    "open_overview",
     "read_decimated",
     "compute_stretch",
     "SUPPORTED_DTYPES",
@@ -215,17 +219,86 @@ def raster_info(path: str | Path) -> RasterInfo:
         )
 
 
-def overview_level_for(ds: rasterio.DatasetReader, target_res: float) -> int | None:
-    """Index of the coarsest overview whose resolution is still <= ``target_res`` (or None).
+def open_overview(path: str, level: int) -> rasterio.DatasetReader:
+    """``path`` opened at its overview ``level`` (an index into ``ds.overviews``)."""
+    return rasterio.open(path, overview_level=level)
 
-    Pass it to ``rasterio.open(path, overview_level=...)`` so warps read no finer than needed.
+
+def overview_factors(ds: rasterio.DatasetReader) -> list[int]:
+    """Reduction factors of the file's own overviews, by level.
+
+    GDAL's *implicit* overviews of a JPEG GeoTIFF are not used: rasterio's GDAL keeps about 1 MB
+    per tile decoded through them for the life of the process. A JPEG flight without overviews is
+    read at reduced size by :mod:`geo.jpegtiles` instead.
+    """
+    return [int(f) for f in ds.overviews(1)]
+
+
+def overview_level_for(ds: rasterio.DatasetReader, target_res: float) -> int | None:
+    """Index of the coarsest overview whose resolution is still <= ``target_res``, or None.
+
+    Pass it to ``rasterio.open(path, overview_level=...)`` so reads decode no finer than needed.
     """
     base = min(abs(ds.res[0]), abs(ds.res[1]))
     best = None
-    for i, factor in enumerate(ds.overviews(1)):
+    for i, factor in enumerate(overview_factors(ds)):
         if base * factor <= target_res * 1.0001:
             best = i
     return best
+
+
+#: rasters up to this many pixels are resampled by GDAL in one read; larger ones in strips
+SMALL_READ_PX = 2048 * 2048
+
+
+def _area_resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """(bands, H, W) -> (bands, h, w) by area averaging (cv2 handles up to 4 channels at once)."""
+    out = [
+        cv2.resize(np.ascontiguousarray(np.moveaxis(img[i : i + 3], 0, -1)), (w, h),
+                   interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+        for i in range(0, img.shape[0], 3)
+    ]  # fmt: skip
+    return np.moveaxis(np.concatenate(out, axis=2), -1, 0)
+
+
+def _read_reduced_strips(
+    src: rasterio.DatasetReader,
+    bands: tuple[int, ...],
+    h: int,
+    w: int,
+    jpeg: JpegTiles | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A big raster reduced to (h, w) strip by strip: memory stays a strip, not the raster.
+
+    Each strip is read at the source's own resolution — or, for a JPEG file (``jpeg``), decoded
+    directly at 1/2, 1/4 or 1/8 by DCT scaling — (GDAL's resampling of a whole large raster
+    holds it all and is slow), reduced by the remaining whole factor with area averaging, and
+    the reduced strips are brought to exactly (h, w) at the end.
+    """
+    big_h, big_w = src.height, src.width
+    f = max(1, int(min(big_h / h, big_w / w)))
+    dct = max((d for d in (8, 4, 2) if d <= f), default=1) if jpeg is not None else 1
+    f2 = max(1, f // dct)  # left for area averaging after the DCT reduction
+    rows = jpeg.block[0] * f2 if jpeg is not None else f * max(1, 512 // f)
+    parts, masks = [], []
+    for r0 in range(0, big_h, rows):
+        rh = min(rows, big_h - r0)
+        if jpeg is not None:
+            part = jpeg.read(r0, 0, rh, big_w, dct)
+            valid = np.full(part.shape[1:], 255, np.uint8)  # JpegTiles: no mask, no nodata
+        else:
+            win = Window(0, r0, big_w, rh)
+            part = src.read(list(bands), window=win)
+            valid = src.read_masks(1, window=win)
+        sw, sh = max(1, part.shape[2] // f2), max(1, -(-part.shape[1] // f2))
+        parts.append(_area_resize(part, sw, sh))
+        masks.append(cv2.resize(valid, (sw, sh), interpolation=cv2.INTER_NEAREST))
+    data = np.concatenate(parts, axis=1)
+    mask = np.concatenate(masks, axis=0)
+    if data.shape[1:] != (h, w):
+        data = _area_resize(data, w, h)
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    return data, mask > 0
 
 
 def read_decimated(
@@ -234,7 +307,8 @@ def read_decimated(
     max_size: int = DECIMATED_SIZE,
     path: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Affine]:
-    """The whole raster resampled so its long side is <= ``max_size`` (uses overviews).
+    """The whole raster resampled so its long side is <= ``max_size`` (uses overviews; a JPEG
+    file without them is decoded at reduced size by :mod:`geo.jpegtiles`).
 
     Returns ``(data (bands, h, w), valid (h, w) bool, transform)``.
     """
@@ -242,9 +316,27 @@ def read_decimated(
     scale = max(scale, 1.0)
     h = max(1, int(math.ceil(ds.height / scale)))
     w = max(1, int(math.ceil(ds.width / scale)))
+    level = overview_level_for(ds, min(abs(ds.res[0]), abs(ds.res[1])) * scale)
+    jpeg = (
+        JpegTiles.open(ds) if level is None and scale >= 2 and tuple(bands) == (1, 2, 3) else None
+    )
     try:
-        data = ds.read(list(bands), out_shape=(len(bands), h, w), resampling=Resampling.average)
-        mask = ds.read_masks(1, out_shape=(h, w), resampling=Resampling.nearest) > 0
+        src = open_overview(ds.name, level) if level is not None else ds
+        try:
+            if jpeg is not None:
+                data, mask = _read_reduced_strips(src, bands, h, w, jpeg)
+            elif src.width * src.height <= SMALL_READ_PX:
+                data = src.read(
+                    list(bands), out_shape=(len(bands), h, w), resampling=Resampling.average
+                )
+                mask = src.read_masks(1, out_shape=(h, w), resampling=Resampling.nearest) > 0
+            else:
+                data, mask = _read_reduced_strips(src, bands, h, w)
+        finally:
+            if src is not ds:
+                src.close()
+            if jpeg is not None:
+                jpeg.close()
     except RasterioError as exc:
         raise RasterError(
             f"{path or ds.name}: reading failed (GDAL: {exc}); the file is probably truncated "

@@ -34,6 +34,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.coverage import Footprints, pair_footprints
 from geo.errors import ConfigError, CoregistrationError
+from geo.memory import release_memory
 from geo.pairing import pair_luts, register_pair, scan_epoch, working_grid
 from geo.raster import DEFAULT_MAX_PIXELS
 from geo.registration import DEFAULT_MIN_PSR, Gate, Registration
@@ -49,7 +50,7 @@ DEFAULT_MAX_RESIDUAL_PX = 1.0
 DEFAULT_MAX_WINDOW_RESIDUAL_PX = 2.5
 
 #: GDAL block cache cap (bytes) applied by open_pair unless GDAL_CACHEMAX is set by the user
-GDAL_CACHE_BYTES = 256 * 1024 * 1024
+GDAL_CACHE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -309,4 +310,5 @@ def open_pair(
     if reg.status == "failed" and strict:
         raise CoregistrationError(f"{flight_path} vs {baseline_path}: {reg.message}")
     # readers -> tile pairs
+    release_memory()  # the scans' and registration's buffers, before the tile loop starts
     return ImageryPair(fspec, bspec.aligned(reg.correction, reg.local), fp, reg)

@@ -50,7 +50,14 @@ from models.candidates import Candidates
 from models.card import ModelCard, read_card, sha256
 from models.postprocess import non_max_suppression
 
-__all__ = ["ChangeDetector", "DEFAULT_WEIGHTS", "preprocess", "mask_outline", "square_outline"]
+__all__ = [
+    "ChangeDetector",
+    "DEFAULT_WEIGHTS",
+    "preprocess",
+    "preprocess_uint8",
+    "mask_outline",
+    "square_outline",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +75,62 @@ def preprocess(images: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, np.
     batch = np.full((len(images), 6, size, size), PAD_VALUE / 255.0, np.float32)
     scales = np.ones(len(images), np.float32)
     for i, img in enumerate(images):
-        arr = np.asarray(img)
-        if arr.ndim != 3 or arr.shape[2] != 6 or arr.dtype != np.uint8:
-            raise ModelError(
-                f"tile {i}: expected an (h, w, 6) uint8 array (flight RGB + baseline RGB), "
-                f"got shape {arr.shape} dtype {arr.dtype}"
-            )
+        arr = _check_tile(i, img)
         h, w = arr.shape[:2]
         r = min(1.0, size / h, size / w)
         if r < 1.0:
-            nw, nh = max(1, round(w * r)), max(1, round(h * r))
-            arr = np.concatenate(
-                [cv2.resize(arr[..., k : k + 3], (nw, nh), interpolation=cv2.INTER_AREA)
-                 for k in (0, 3)], axis=2)  # fmt: skip
-            h, w = nh, nw
+            arr = _shrink(arr, r)
+            h, w = arr.shape[:2]
         batch[i, :, :h, :w] = arr.transpose(2, 0, 1).astype(np.float32) / 255.0
         scales[i] = r
     return batch, scales
+
+
+def preprocess_uint8(images: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tiles as one ``(n, size, size, 6)`` uint8 batch, padded like :func:`preprocess` (for a
+    backend that converts and scales inside its graph); returns it and the scales."""
+    if (
+        isinstance(images, np.ndarray)
+        and images.dtype == np.uint8
+        and images.shape[1:]
+        == (
+            size,
+            size,
+            6,
+        )
+    ):
+        return images, np.ones(len(images), np.float32)  # already the batch: no copy
+    batch = np.full((len(images), size, size, 6), PAD_VALUE, np.uint8)
+    scales = np.ones(len(images), np.float32)
+    for i, img in enumerate(images):
+        arr = _check_tile(i, img)
+        h, w = arr.shape[:2]
+        r = min(1.0, size / h, size / w)
+        if r < 1.0:
+            arr = _shrink(arr, r)
+            h, w = arr.shape[:2]
+        batch[i, :h, :w] = arr
+        scales[i] = r
+    return batch, scales
+
+
+def _check_tile(i: int, img: np.ndarray) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim != 3 or arr.shape[2] != 6 or arr.dtype != np.uint8:
+        raise ModelError(
+            f"tile {i}: expected an (h, w, 6) uint8 array (flight RGB + baseline RGB), "
+            f"got shape {arr.shape} dtype {arr.dtype}"
+        )
+    return arr
+
+
+def _shrink(arr: np.ndarray, r: float) -> np.ndarray:
+    h, w = arr.shape[:2]
+    nw, nh = max(1, round(w * r)), max(1, round(h * r))
+    return np.concatenate(
+        [cv2.resize(arr[..., k : k + 3], (nw, nh), interpolation=cv2.INTER_AREA) for k in (0, 3)],
+        axis=2,
+    )
 
 
 def square_outline(pts: np.ndarray, rectangularity: float = 0.9) -> np.ndarray:
@@ -196,6 +242,7 @@ class ChangeDetector:
         batch: int = 8,
         cache_dir: str | Path | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> ChangeDetector:
         """Load weights (default: the shipped ones) on ``device`` with ``backend``."""
         path = Path(weights) if weights else DEFAULT_WEIGHTS
@@ -222,7 +269,10 @@ class ChangeDetector:
         digest = sha256(path)
         shipped = shipped_openvino(path, int(card.imgsz), digest)
         if shipped is not None and backend in ("auto", "openvino"):
-            return cls(OpenVinoBackend(shipped, batch, threads, int(card.imgsz)), card, path)
+            backend_ = OpenVinoBackend(
+                shipped, batch, threads, int(card.imgsz), uint8_input=True, precision=precision
+            )
+            return cls(backend_, card, path)
         cache = cache_dir_for(path, cache_dir)
         tag = (card.sha256 or digest)[:10]
         if backend == "auto":
@@ -244,10 +294,11 @@ class ChangeDetector:
         step = self.backend.batch or max(1, len(images))
         out: list[Candidates] = []
         for start in range(0, len(images), step):
-            chunk = list(images[start : start + step])
-            x, scales = preprocess(chunk, self.imgsz)
+            chunk = images[start : start + step]
+            as_uint8 = bool(getattr(self.backend, "uint8_input", False))
+            x, scales = (preprocess_uint8 if as_uint8 else preprocess)(chunk, self.imgsz)
             if self.backend.batch and len(chunk) < self.backend.batch:  # static batch: pad
-                pad = np.zeros((self.backend.batch - len(chunk), *x.shape[1:]), np.float32)
+                pad = np.zeros((self.backend.batch - len(chunk), *x.shape[1:]), x.dtype)
                 x = np.concatenate([x, pad])
             outs = self.backend.run(x)
             raw = outs[0][: len(chunk)]

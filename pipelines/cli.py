@@ -71,7 +71,8 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-json", is_flag=True, help="Log as JSON lines on stderr (for schedulers).")
 @click.option("--debug", is_flag=True, help="Keep Python tracebacks on errors.")
-def cli(verbose: int, log_json: bool, debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no normal output; errors only.")
+def cli(verbose: int, log_json: bool, debug: bool, quiet: bool) -> None:
     """buildwatch: find new unauthorised structures from drone flights.
 
     \b
@@ -89,12 +90,17 @@ def cli(verbose: int, log_json: bool, debug: bool) -> None:
     (co-registration), 5 model problem, 6 ledger problem, 75 another run holds the lock.
     """
     from pipelines.logs import setup_logging
+    from pipelines.progress import set_quiet
 
+    set_quiet(quiet)
     setup_logging(verbose=verbose, json_lines=log_json)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning BuildwatchError into one line + exit code."""
+    from geo.memory import limit_arenas
+
+    limit_arenas()  # before any thread starts: memory stays flat with the number of threads
     try:
         cli.main(args=argv, prog_name="buildwatch", standalone_mode=False)
     except click.exceptions.Abort:

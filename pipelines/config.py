@@ -64,7 +64,10 @@ class DetectorConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
     conf: float = Field(0.1, ge=0.0, le=1.0, description="detector confidence floor")
-    batch: int = Field(8, ge=1, description="tiles per predict call")
+    batch: int = Field(4, ge=1, description="tiles per predict call")
+    precision: Literal["auto", "f32"] = Field(
+        "auto", description="OpenVINO CPU arithmetic: auto (bf16 where the CPU has it) or f32"
+    )
 
 
 class TilingConfig(_Strict):

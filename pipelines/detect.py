@@ -137,6 +137,7 @@ def load_detector(config: BuildwatchConfig) -> Any:
         device=config.detector.device,
         backend=config.detector.backend,
         batch=config.detector.batch,
+        precision=config.detector.precision,
     )
 
 
@@ -293,6 +294,10 @@ def detect_leads(
             raw, n_tiles, n_raw = precomputed_candidates(pair, candidates, size, overlap, progress)
         else:
             assert run_predict is not None
+            set_total = getattr(progress, "set_total", None)
+            windows = getattr(pair, "tile_windows", None)  # a stand-in pair may have none
+            if set_total is not None and windows is not None:
+                set_total(len(windows(size, overlap)))
             raw, n_tiles, n_raw = tile_candidates(
                 pair,
                 run_predict,

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -237,7 +237,22 @@ def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]
         "registration": result.registration,
         "repairs": result.repairs,
         "elapsed_s": result.elapsed_s,
+        "speed": _speed(result),
         "outputs": outputs,
+    }
+
+
+def _speed(result: LeadsResult) -> dict[str, float]:
+    """km² compared per hour and tiles per second of the detection, and the peak RSS so far."""
+    from pipelines.progress import peak_rss_mb
+
+    compared = float(result.coverage_m2.get("compared", result.coverage_m2.get("common", 0.0)))
+    seconds = max(float(result.elapsed_s), 1e-9)
+    return {
+        "km2": round(compared / 1e6, 4),
+        "km2_per_hour": round(compared / 1e6 / seconds * 3600, 1),
+        "tiles_per_s": round(result.n_tiles / seconds, 2),
+        "peak_rss_mb": round(peak_rss_mb()),
     }
 
 
@@ -275,6 +290,12 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"co-registration 配准: {reg.get('status', 'off')} ({reg.get('decision', '')})"
         f" — {reg.get('message') or ''}",
     ]
+    s = summary.get("speed")
+    if s:
+        lines.append(
+            f"speed: {s['km2']:.3f} km² at {s['km2_per_hour']:.0f} km²/h, "
+            f"{s['tiles_per_s']:.1f} tiles/s; peak RSS {s['peak_rss_mb']} MB"
+        )
     if summary["leads_by_township"]:
         lines.append("")
         lines.append("by township 按乡镇(街道):")
@@ -300,6 +321,7 @@ def run_flight(
     flight_date: date | None = None,
     candidates: Mapping[int, Candidates | None] | None = None,
     flight_id: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunOutputs:
     """Run the whole job for one flight into ``out_dir`` (default ``config.output.dir``).
 
@@ -329,6 +351,7 @@ def run_flight(
             evidence_dir=evidence,
             candidates=candidates,
             flight_id=flight_id,
+            progress=progress,
         )
         layers = {"leads": result.leads, **area_layers(result)}
         sheets = {"leads": _table(result.leads, config.output.chinese_headers)}

@@ -90,16 +90,26 @@ def command(
     Example:
       buildwatch detect --baseline before.tif --flight after.tif --out leads.gpkg
     """
+    import time
+
     from geo.atomic import check_writable
     from pipelines.config import load_config
     from pipelines.detect import detect_leads, load_detector
+    from pipelines.progress import Progress, peak_rss_mb, process_age_s, quiet, speed_line
     from pipelines.run import area_layers, coverage_line, write_leads_gpkg
 
     config = load_config(config_path, _overrides(weights, device, units))
     check_writable(out.parent if str(out.parent) else Path("."), "--out folder")
+    started = time.time() - process_age_s()
     detector = load_detector(config)
-    result = detect_leads(flight, baseline, predict=detector, config=config)
+    progress = Progress("tiles")
+    try:
+        result = detect_leads(flight, baseline, predict=detector, config=config, progress=progress)
+    finally:
+        progress.close()
     write_leads_gpkg(out, {"leads": result.leads, **area_layers(result)})
+    if quiet():
+        return
     leads = result.leads
     n_lead = int((leads["status"] == "lead").sum())
     reg = result.registration
@@ -112,3 +122,6 @@ def command(
     click.echo(
         f"co-registration: {reg.get('status')} ({reg.get('decision')}): {reg.get('message')}"
     )
+    compared = float(result.coverage_m2.get("compared", result.coverage_m2.get("common", 0.0)))
+    first = progress.first_at - started if progress.first_at is not None else None
+    click.echo(speed_line(compared, time.time() - started, result.n_tiles, first, peak_rss_mb()))

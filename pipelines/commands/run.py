@@ -82,19 +82,26 @@ def command(
       buildwatch run --config pipelines/configs/default.yaml --flight F.tif --baseline B.tif
     """
     from pipelines.config import load_config
+    from pipelines.progress import Progress, quiet
     from pipelines.run import run_flight
 
     config = load_config(config_path)
     day: date | None = flight_date.date() if flight_date else None
-    outputs = run_flight(
-        flight,
-        config=config,
-        baseline=baseline,
-        out_dir=out_dir,
-        flight_date=day,
-        flight_id=flight_id,
-    )
-    click.echo(outputs.summary_txt.read_text(encoding="utf-8"), nl=False)
+    progress = Progress("tiles")
+    try:
+        outputs = run_flight(
+            flight,
+            config=config,
+            baseline=baseline,
+            out_dir=out_dir,
+            flight_date=day,
+            flight_id=flight_id,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    echo = (lambda *a, **k: None) if quiet() else click.echo
+    echo(outputs.summary_txt.read_text(encoding="utf-8"), nl=False)
     if leads_only:
         maps = outputs.out_dir / "maps"
         if maps.is_dir():  # an earlier run's maps must not pass for this run's
@@ -103,7 +110,7 @@ def command(
             earlier = outputs.out_dir / "maps.earlier-run"
             shutil.rmtree(earlier, ignore_errors=True)
             maps.rename(earlier)
-            click.echo(f"maps: not drawn (--leads-only); an earlier run's maps moved to {earlier}")
+            echo(f"maps: not drawn (--leads-only); an earlier run's maps moved to {earlier}")
         return
     from pipelines.publish import publish_run
 
@@ -111,11 +118,11 @@ def command(
         outputs, config, flight=flight, flight_id=outputs.result.flight_id, flight_date=day
     )
     if pub.skipped:
-        click.echo(f"ledger {pub.ledger}: flight {outputs.result.flight_id} already ingested")
+        echo(f"ledger {pub.ledger}: flight {outputs.result.flight_id} already ingested")
     else:
-        click.echo(
+        echo(
             f"ledger {pub.ledger}: {pub.new_cases} new cases, {pub.seen_again} seen again, "
             f"{pub.reopened} reopened, {pub.not_observed} not observed"
         )
     if "district_map" in pub.maps:
-        click.echo(f"district map: {pub.maps['district_map']}")
+        echo(f"district map: {pub.maps['district_map']}")

@@ -40,6 +40,21 @@ def _batched(items: Iterator[Any], n: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def _six_band(tiles: list[Any]) -> Any:
+    """The tile pairs as (h, w, 6) arrays (flight RGB, then baseline RGB): one ``(n, h, w, 6)``
+    block when they share a size — a model that takes such a batch uses it without copying —
+    else a list."""
+    shapes = {t.flight.shape[:2] for t in tiles}
+    if len(shapes) != 1:
+        return [np.concatenate([t.flight, t.baseline], axis=-1) for t in tiles]
+    h, w = shapes.pop()
+    block = np.empty((len(tiles), h, w, 6), np.uint8)
+    for i, t in enumerate(tiles):
+        block[i, :, :, :3] = t.flight
+        block[i, :, :, 3:] = t.baseline
+    return block
+
+
 def tile_candidates(
     pair: Any,
     predict: Predict,
@@ -53,7 +68,7 @@ def tile_candidates(
     parts: list[MapCandidates] = []
     n_tiles = n_raw = 0
     for tiles in _batched(iter(pair.tiles(size=size, overlap=overlap, prefetch=prefetch)), batch):
-        images = [np.concatenate([t.flight, t.baseline], axis=-1) for t in tiles]
+        images = _six_band(tiles)
         results = predict(images)
         if len(results) != len(tiles):
             raise ModelError(f"predict returned {len(results)} results for {len(tiles)} tiles")
