@@ -78,7 +78,7 @@ def test_detect_never_imports_torch(tmp_path: Path) -> None:
 import json, sys
 from pipelines.cli import main
 codes = []
-for argv in (["detect", "--flight", {str(d.flight)!r}, "--baseline", {str(d.baseline)!r},
+for argv in (["-q", "detect", "--flight", {str(d.flight)!r}, "--baseline", {str(d.baseline)!r},
               "--units", {str(d.units)!r}, "--out", {str(tmp_path / "leads.gpkg")!r}],
              ["run", "--config", {str(config)!r}, "--flight", {str(d.flight)!r},
               "--baseline", {str(d.baseline)!r}, "--out", {str(tmp_path / "run")!r}]):
@@ -94,7 +94,11 @@ print(json.dumps({{"codes": codes, "heavy": sorted(m for m in sys.modules
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    facts = json.loads(lines[-1])
     assert facts["codes"] == [0, 0], done.stderr[-3000:]
+    # detect ran with --quiet (nothing printed); run printed its summary with the speed line
+    assert lines[0].startswith("buildwatch run"), lines[:3]
+    assert any(line.startswith("speed: ") and "km²/h" in line for line in lines)
     assert facts["openvino"] is True  # the model ran
     assert facts["heavy"] == []

@@ -37,21 +37,22 @@ _scheduler_option = click.option(
 
 
 def _progress() -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
-    """A tqdm tile bar per flight on a TTY; nothing otherwise (logs are enough for schedulers)."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    from tqdm import tqdm
+    """Per flight: a tile bar on a TTY, a plain line per 10 % otherwise, nothing with --quiet
+    (:class:`pipelines.progress.Progress`)."""
+    from pipelines.progress import Progress, quiet
 
-    bars: dict[str, tqdm] = {}
+    if quiet():
+        return None, lambda: None
+    bars: dict[str, Progress] = {}
 
     def update(flight_id: str, done: int, total: int) -> None:
         bar = bars.get(flight_id)
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[flight_id] = tqdm(total=total, desc=flight_id, unit="tile", leave=True)
-        bar.n = done
-        bar.refresh()
+            bar = bars[flight_id] = Progress(f"flight {flight_id}", total, stream=sys.stderr)
+        if done > bar.done:
+            bar(done - bar.done)
 
     def close() -> None:
         for bar in bars.values():
@@ -97,7 +98,8 @@ def nightly_command(config_path: Path, scheduler: str | None, once: bool) -> Non
             summary = run_nightly(config, backend, scheduler=scheduler, progress=update)
         finally:
             close()
-        click.echo(summary.to_text(), nl=False)
+        if not _quiet():
+            click.echo(summary.to_text(), nl=False)
         if once or stop["flag"]:
             break
         deadline = time.monotonic() + config.nightly.poll_seconds
@@ -123,6 +125,13 @@ def batch_command(manifest: Path, config_path: Path, scheduler: str | None) -> N
         summary = run_batch(config, backend, manifest, scheduler=scheduler, progress=update)
     finally:
         close()
-    click.echo(summary.to_text(), nl=False)
+    if not _quiet():
+        click.echo(summary.to_text(), nl=False)
     if summary.exit_code:
         sys.exit(summary.exit_code)
+
+
+def _quiet() -> bool:
+    from pipelines.progress import quiet
+
+    return quiet()
