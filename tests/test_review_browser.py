@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _until(page: Any, expression: str, timeout_s: float = 15.0) -> None:
+def _until(page: Any, expression: str, timeout_s: float = 40.0) -> None:
     """Wait until *expression* is true in the page (polled from here: the page's CSP forbids the
     string evaluation ``wait_for_function`` uses, and the test keeps the CSP on)."""
     deadline = time.monotonic() + timeout_s
