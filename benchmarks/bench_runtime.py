@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_runtime.py                 # all parts, prints tables
     .venv/bin/python benchmarks/bench_runtime.py --part rss      # (a) only
     .venv/bin/python benchmarks/bench_runtime.py --part ratio    # (b) only
+    .venv/bin/python benchmarks/bench_runtime.py --part decode   # (c) only
 
 Flights: 10,000², 24,000² and 40,000² px at 5 cm (0.25, 1.44 and 4 km²), JPEG-compressed tiled
 GeoTIFF **without overviews**, real drone texture (fair-drone, mirrored to size); baseline: the
@@ -17,6 +18,12 @@ under /tmp/buildwatch-bench).
     (flight: its JPEG read at 1/4 by DCT scaling, the fastest GDAL decode of it; baseline: the
     window in its own CRS, no warp) and (2) the bare model on the same number of tiles; ratio =
     loop / slower of the two.
+(c) how to read a JPEG flight without overviews at the working GSD (1/4 of 5 cm), per 512² output
+    tile, and the resident memory each way leaves behind: GDAL's average resampling of the full-
+    resolution window (what buildwatch did), a full-resolution decode + ``cv2.resize`` area
+    (1 and 2 GDAL threads), GDAL's implicit JPEG overview (DCT scaling inside GDAL), our
+    tile-by-tile DCT-scaled decode (``geo/jpegtiles.py``, what buildwatch does now), and an
+    overview built once (its build time, then reads from it).
 """
 
 from __future__ import annotations
@@ -160,15 +167,85 @@ def part_ratio(size: int = 24_000) -> dict[str, float]:
     return out
 
 
+def part_decode(size: int = 24_000, n: int = 60) -> list[dict[str, float]]:
+    import shutil
+
+    import cv2
+    import numpy as np
+    import psutil
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    from geo.jpegtiles import JpegTiles
+
+    flight = jpeg_flight(size)
+    spots = [((i * 5171) % (size - 2048), (i * 10313) % (size - 2048)) for i in range(n)]
+    rows: list[dict[str, float]] = []
+
+    def run(name: str, fn, setup_s: float = 0.0) -> None:  # type: ignore[no-untyped-def]
+        proc = psutil.Process()
+        before = proc.memory_info().rss / 2**20
+        t0 = time.perf_counter()
+        for r, c in spots:
+            out = fn(r, c)
+            assert out.shape[-2:] == (512, 512) or out.shape[:2] == (512, 512)
+        ms = (time.perf_counter() - t0) / n * 1000
+        grown = proc.memory_info().rss / 2**20 - before
+        rows.append({"how": name, "ms_per_tile": round(ms, 1), "rss_growth_mb": round(grown),
+                     "setup_s": round(setup_s, 1)})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(flight) as ds:
+        run("GDAL average of the full-resolution window (before)",
+            lambda r, c: ds.read(window=Window(c, r, 2048, 2048), out_shape=(3, 512, 512),
+                                 resampling=Resampling.average))  # fmt: skip
+
+        def full_cv2(r: int, c: int) -> np.ndarray:
+            img = np.moveaxis(ds.read(window=Window(c, r, 2048, 2048)), 0, -1)
+            return cv2.resize(img, (512, 512), interpolation=cv2.INTER_AREA)
+
+        run("full decode + cv2 area, 1 thread", full_cv2)
+    with rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS=2), rasterio.open(flight) as ds:
+        run("full decode + cv2 area, 2 GDAL threads", full_cv2)
+        jt = JpegTiles.open(ds)
+        assert jt is not None
+        run("DCT-scaled tiles, geo/jpegtiles.py (now)", lambda r, c: jt.read(r, c, 2048, 2048, 4))
+        jt.close()
+    with rasterio.Env(GTIFF_IMPLICIT_JPEG_OVR=True, GDAL_CACHEMAX=64):
+        ovr = rasterio.open(flight, overview_level=1)
+    run("GDAL implicit JPEG overview (DCT in GDAL)",
+        lambda r, c: ovr.read(window=Window(c // 4, r // 4, 512, 512)))  # fmt: skip
+    ovr.close()
+    copy = flight.with_name(flight.stem + ".ovr-test.tif")
+    shutil.copyfile(flight, copy)
+    t0 = time.perf_counter()
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(copy, "r+") as ds:
+        ds.build_overviews([4], Resampling.average)
+    build_s = time.perf_counter() - t0
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(copy, overview_level=0) as o:
+        run("overview built once (then read)",
+            lambda r, c: o.read(window=Window(c // 4, r // 4, 512, 512)), build_s)  # fmt: skip
+    copy.unlink()
+    print(f"\n(c) reading a {size:,}² JPEG flight at 1/4, {n} tiles of 512² out")
+    print("| how | ms per tile | RSS growth MB | one-off cost s |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['how']} | {r['ms_per_tile']} | {r['rss_growth_mb']} | {r['setup_s']} |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["rss", "ratio", "all"], default="all")
+    ap.add_argument("--part", choices=["rss", "ratio", "decode", "all"], default="all")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = ap.parse_args()
     if args.part in ("rss", "all"):
         part_rss(tuple(args.sizes))
     if args.part in ("ratio", "all"):
         part_ratio()
+    if args.part in ("decode", "all"):
+        part_decode()
 
 
 if __name__ == "__main__":
