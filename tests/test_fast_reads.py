@@ -86,15 +86,17 @@ def test_a_big_preview_is_read_in_strips_like_gdal_would(tmp_path: Path) -> None
 def test_a_remapped_baseline_equals_gdals_warp(tmp_path: Path) -> None:
     flight = _jpeg_tif(tmp_path / "f.tif", size=2048, gsd=0.1)
     base = tmp_path / "b.tif"  # the same ground at 0.3 m in EPSG:4326
-    with rasterio.open(flight) as src:
-        with WarpedVRT(src, crs="EPSG:4326", resampling=Resampling.average) as vrt:
-            f = 3
-            tf = vrt.transform * Affine.scale(f)
-            w, h = vrt.width // f, vrt.height // f
-            prof = dict(driver="GTiff", width=w, height=h, count=3, dtype="uint8",
-                        crs="EPSG:4326", transform=tf, nodata=0)  # fmt: skip
-            with rasterio.open(base, "w", **prof) as dst:
-                dst.write(vrt.read(out_shape=(3, h, w), resampling=Resampling.average))
+    with (
+        rasterio.open(flight) as src,
+        WarpedVRT(src, crs="EPSG:4326", resampling=Resampling.average) as vrt,
+    ):
+        f = 3
+        tf = vrt.transform * Affine.scale(f)
+        w, h = vrt.width // f, vrt.height // f
+        prof = dict(driver="GTiff", width=w, height=h, count=3, dtype="uint8",
+                    crs="EPSG:4326", transform=tf, nodata=0)  # fmt: skip
+        with rasterio.open(base, "w", **prof) as dst:
+            dst.write(vrt.read(out_shape=(3, h, w), resampling=Resampling.average))
     with open_pair(flight, base, gsd=0.2, coreg="off") as pair:
         spec = pair._baseline
         reader = EpochReader(spec)
@@ -133,4 +135,6 @@ def test_progress_lines_and_quiet() -> None:
         assert silent.getvalue() == "" and q.done == 5
     finally:
         set_quiet(False)
-    assert speed_line(2e6, 3600.0, 100, None, 512.4).startswith("speed: 2.000 km² in 3600.0 s = 2 km²/h")
+    assert speed_line(2e6, 3600.0, 100, None, 512.4).startswith(
+        "speed: 2.000 km² in 3600.0 s = 2 km²/h"
+    )
