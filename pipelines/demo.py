@@ -361,7 +361,11 @@ def _maps(
     return {
         "maps": {k: str(v) for k, v in sorted(paths.items())},
         "top_units": top_units,
-        "hotspots": int(len(gpd.read_file(paths["hotspots"]))) if "hotspots" in paths else 0,
+        "hotspots": (
+            int(len(gpd.read_file(paths["hotspots"], layer="hotspots")))
+            if "hotspots" in paths
+            else 0
+        ),
         "district_map": str(paths["district_map"]),
     }
 

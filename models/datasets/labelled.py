@@ -102,7 +102,7 @@ def build_labelled(
     from geo.tiles import open_pair
 
     try:
-        raw = gpd.read_file(labels, layer=layer) if layer else gpd.read_file(labels)
+        raw = gpd.read_file(labels, layer=layer or _first_layer(labels))
     except Exception as exc:
         where = f"{labels}" + (f" layer {layer!r}" if layer else "")
         raise VectorError(f"{where}: cannot read the labels ({exc})") from exc
@@ -116,7 +116,7 @@ def build_labelled(
         raise VectorError(
             f"{labels}: column {class_column!r} has values {bad}; use new_building or construction"
         )
-    neg = gpd.read_file(negatives) if negatives else None
+    neg = gpd.read_file(negatives, layer=_first_layer(negatives)) if negatives else None
     if len(rejected):
         extra = rejected[["geometry"]]
         if neg is not None and len(neg):
@@ -167,3 +167,13 @@ def _box(bounds: tuple[float, float, float, float]):  # type: ignore[no-untyped-
     from shapely.geometry import box
 
     return box(*bounds)
+
+
+def _first_layer(path: str | Path) -> str:
+    """The first data layer of a vector file (a GeoPackage's ``layer_styles`` is not data)."""
+    import pyogrio
+
+    names = [str(n) for n, _ in pyogrio.list_layers(path) if str(n) != "layer_styles"]
+    if not names:
+        raise VectorError(f"{path}: no layer with data; pass the labels GeoPackage")
+    return names[0]
