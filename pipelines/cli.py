@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "nightly": "pipelines.commands.nightly:nightly_command",
     "batch": "pipelines.commands.nightly:batch_command",
     "review": "pipelines.commands.review:command",
+    "city": "pipelines.commands.city:group",
 }
 
 
@@ -82,6 +83,7 @@ def cli(verbose: int, log_json: bool, debug: bool, quiet: bool) -> None:
       run             the whole job for one flight: leads, evidence, exports, summary
       cases, report   the two case ledgers (in-progress, existing) and their reports
       review          confirm or reject leads in the browser, beside their evidence
+      city            the city's reports over every district ledger
       priorities, map where concentrated clearance (集中成片整治) should go
       nightly, batch  scheduled and bulk processing
 

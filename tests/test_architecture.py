@@ -77,3 +77,19 @@ def test_review_has_its_own_room_and_the_ledger_stays_the_one_writer() -> None:
         and any(m.startswith("pipelines.review") for m in imported_modules(p))
     }
     assert users == {"pipelines/commands/review.py"}, users
+
+
+def test_the_city_has_its_own_room() -> None:
+    """pipelines/city reads district ledgers through the ledger's public modules; nothing in the
+    district pipeline imports it (only its CLI command)."""
+    allowed = {"pipelines.cases.store", "pipelines.cases.reports", "pipelines.cases.tables"}
+    for path in sorted((REPO / "pipelines" / "city").rglob("*.py")):
+        cases = {m for m in imported_modules(path) if m.startswith("pipelines.cases")}
+        assert cases <= allowed, f"{path.name} reaches into the ledger: {sorted(cases - allowed)}"
+    users = {
+        str(p.relative_to(REPO))
+        for p in (REPO / "pipelines").rglob("*.py")
+        if "city" not in p.parts
+        and any(m.startswith("pipelines.city") for m in imported_modules(p))
+    }
+    assert users == {"pipelines/commands/city.py"}, users

@@ -1,0 +1,94 @@
+"""The city's roll-up of district ledgers: GeoPackage files and PostGIS, and bad ledgers refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from geo.errors import LedgerError
+from pipelines.cases.imports import supervise
+from pipelines.cases.ingest import ingest_leads
+from pipelines.cases.store import LedgerStore
+from pipelines.city.rollup import city_reports, open_district_ledgers, write_city_reports
+from tests._cases_fixtures import coverage_of, ledger_url_fixture, make_leads  # noqa: F401
+
+DAY = date(2024, 5, 1)
+
+
+def _district(url: str, code: str, sites: list[int], classes: list[str]) -> None:
+    store = LedgerStore(url)
+    leads = make_leads(sites, classes=classes, district_code=code, flight_id=f"F{code}")
+    ingest_leads(store, leads, coverage=coverage_of(sites), source=f"test-{code}")
+    store.dispose()
+
+
+def test_city_rolls_up_two_district_files(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a.gpkg"), str(tmp_path / "b.gpkg")
+    _district(a, "500104", [0, 1, 2], ["construction", "construction", "new_building"])
+    _district(b, "500105", [3, 4], ["construction", "new_building"])
+    store = LedgerStore(b)
+    late = store.cases(ledger="in_progress")["case_id"].iloc[0]
+    supervise(store, late, deadline="2024-05-03", who="市指挥办")
+    store.dispose()
+    before = {p: p.read_bytes() for p in (tmp_path / "a.gpkg", tmp_path / "b.gpkg")}
+
+    city = city_reports(open_district_ledgers([a, b]), day=DAY, today=date(2024, 5, 10))
+    daily = city.daily.table
+    dist = daily[daily["level"] == "district"].set_index("district_code")
+    assert dist.loc["500104", "total"] == 2 and dist.loc["500105", "total"] == 1
+    row = daily[daily["level"] == "city"].iloc[0]
+    assert (row["total"], row["new_in_period"], row["overdue"]) == (3, 3, 1)
+    monthly = city.monthly.table
+    assert int(monthly[monthly["level"] == "city"]["total"].iloc[0]) == 2
+    assert list(city.overdue["case_id"]) == [late] and city.overdue["days_overdue"].iloc[0] == 7
+    assert city.daily.summary.splitlines()[1].startswith(f"  逾期 {late}")  # overdue first
+
+    out = tmp_path / "city"
+    out.mkdir()
+    paths = write_city_reports(city, out)
+    assert {p.name for p in paths} >= {"city_daily_2024-05-01.xlsx", "city_reports.gpkg"}
+    sheet = pd.read_excel(out / "city_daily_2024-05-01.xlsx", sheet_name="台账")
+    assert "本期新增" in sheet.columns and "全市" in set(sheet["区县"].astype(str))
+    con = sqlite3.connect(out / "city_reports.gpkg")
+    kinds = dict(con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall())
+    con.close()
+    assert kinds == {"daily": "attributes", "monthly": "attributes", "overdue": "attributes"}
+    # read-only: the district ledgers are byte for byte as they were
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_city_rolls_up_districts_in_one_postgis_ledger(ledger_url: str) -> None:
+    _district(ledger_url, "500104", [0, 1], ["construction", "construction"])
+    _district(ledger_url, "500106", [5], ["construction"])
+    city = city_reports(open_district_ledgers([ledger_url]), day=DAY, today=DAY)
+    dist = city.daily.table[city.daily.table["level"] == "district"]
+    assert sorted(dist["district_code"]) == ["500104", "500106"]
+    assert int(city.daily.table[city.daily.table["level"] == "city"]["total"].iloc[0]) == 3
+
+
+def test_bad_district_ledgers_are_named_and_nothing_is_written(tmp_path: Path) -> None:
+    good = str(tmp_path / "a.gpkg")
+    _district(good, "500104", [0], ["construction"])
+    with pytest.raises(LedgerError, match=r"missing\.gpkg: not found"):
+        open_district_ledgers([good, str(tmp_path / "missing.gpkg")])
+    other = tmp_path / "old.gpkg"
+    other.write_bytes(Path(good).read_bytes())
+    con = sqlite3.connect(other)
+    with con:
+        con.execute("UPDATE ledger_meta SET value = '0' WHERE key = 'schema_version'")
+        con.execute("UPDATE cases SET district_code = '500199'")
+    con.close()
+    with pytest.raises(LedgerError, match=r"old\.gpkg: schema version '0'"):
+        open_district_ledgers([good, str(other)])
+    copy = tmp_path / "copy.gpkg"
+    copy.write_bytes(Path(good).read_bytes())
+    with pytest.raises(LedgerError, match="district 500104 is in two ledgers"):
+        open_district_ledgers([good, str(copy)])
+    plain = tmp_path / "leads.gpkg"
+    make_leads([1]).to_file(plain, layer="leads", driver="GPKG")
+    with pytest.raises(LedgerError, match="not a buildwatch case ledger"):
+        open_district_ledgers([str(plain)])
