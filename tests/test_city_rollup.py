@@ -92,3 +92,74 @@ def test_bad_district_ledgers_are_named_and_nothing_is_written(tmp_path: Path) -
     make_leads([1]).to_file(plain, layer="leads", driver="GPKG")
     with pytest.raises(LedgerError, match="not a buildwatch case ledger"):
         open_district_ledgers([str(plain)])
+
+
+def test_targets_rank_the_districts_and_bad_rows_are_refused(tmp_path: Path) -> None:
+    from pipelines.cases.imports import Update, apply_updates
+    from pipelines.city.targets import TargetsError, progress_ytd, rank_districts, read_targets
+
+    a, b = str(tmp_path / "a.gpkg"), str(tmp_path / "b.gpkg")
+    _district(a, "500104", [0, 1], ["construction", "construction"])
+    _district(b, "500105", [3], ["construction"])
+    store = LedgerStore(a)  # district A stops and removes one case in 2024
+    cid = store.cases()["case_id"].iloc[0]
+    apply_updates(store, [Update(cid, "stopped", "镇", "2024-05-02"),
+                          Update(cid, "removed", "镇", "2024-05-03")], today=date(2024, 6, 1))  # fmt: skip
+    store.dispose()
+    targets = tmp_path / "targets.csv"
+    targets.write_text(
+        "区县编码,年度,办结案件目标,拆除面积目标(平方米)\n500104,2024,2,100\n500105,2024,1,100\n",
+        encoding="utf-8",
+    )
+    ledgers = open_district_ledgers([a, b])
+    t = read_targets(targets, {"500104", "500105"})
+    ranked = rank_districts(t, progress_ytd(ledgers, 2024, date(2024, 6, 1)))
+    assert list(ranked["district_code"]) == ["500104", "500105"]
+    top = ranked.iloc[0]
+    assert (top["closed_ytd"], top["area_removed_ytd_m2"]) == (1, 100.0)
+    assert top["progress"] == 0.75 and ranked.iloc[1]["progress"] == 0.0
+
+    out = tmp_path / "city"
+    out.mkdir()
+    city = city_reports(ledgers, day=DAY, today=date(2024, 6, 1))
+    names = {p.name for p in write_city_reports(city, out, ranking=ranked)}
+    assert "city_ranking.xlsx" in names
+    sheet = pd.read_excel(out / "city_ranking.xlsx")
+    assert list(sheet["排名"]) == [1, 2] and "目标完成率" in sheet.columns
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "district_code,year,cases_to_close,area_to_remove_m2\n500199,2024,1,1\n500104,24,-3,x\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TargetsError) as err:
+        read_targets(bad, {"500104", "500105"})
+    text = str(err.value)
+    assert "row 2, column 'district_code', value '500199'" in text
+    assert "row 3, column 'year', value '24'" in text
+    assert "row 3, column 'cases_to_close', value '-3': a target cannot be negative" in text
+    assert "row 3, column 'area_to_remove_m2', value 'x': not a number" in text
+
+
+def test_city_supervision_is_written_to_the_district_and_reported_first(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    a = str(tmp_path / "a.gpkg")
+    _district(a, "500104", [0, 1], ["construction", "construction"])
+    cid = LedgerStore(a).cases()["case_id"].iloc[1]
+    bw = [sys.executable, "-m", "pipelines.cli", "city"]
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([*bw, "supervise", cid, "--ledger", a, "--deadline", "2024-05-02"],
+                          capture_output=True, text=True, cwd=repo)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = LedgerStore(a)
+    case = store.cases(case_ids=[cid]).iloc[0]
+    assert bool(case["supervised"]) and case["deadline"] == "2024-05-02"
+    assert store.history(cid)["who"].iloc[-1] == "市指挥办"
+    store.dispose()
+    out = tmp_path / "city"
+    done = subprocess.run([*bw, "report", "--ledger", a, "--day", "2024-05-01", "--out", str(out)],
+                          capture_output=True, text=True, cwd=repo)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith(f"  逾期 {cid}")

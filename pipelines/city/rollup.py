@@ -178,9 +178,16 @@ def city_reports(
     return CityReports(reports[0], reports[1], overdue, tuple(d.label for d in ledgers))
 
 
-def write_city_reports(city: CityReports, out_dir: str | Path, stamp: str = "") -> list[Path]:
+def write_city_reports(
+    city: CityReports,
+    out_dir: str | Path,
+    stamp: str = "",
+    ranking: pd.DataFrame | None = None,
+) -> list[Path]:
     """``city_daily_<day>.xlsx``, ``city_monthly_<month>.xlsx`` (+ ``.txt``) and
-    ``city_reports.gpkg`` (tables ``daily``, ``monthly``, ``overdue``) under *out_dir*."""
+    ``city_reports.gpkg`` (tables ``daily``, ``monthly``, ``overdue``) under *out_dir*; with a
+    ``ranking`` (:func:`pipelines.city.targets.rank_districts`) also ``city_ranking.xlsx``, a
+    ``ranking`` table and ``progress_<district>.png`` per district."""
     out = Path(out_dir)
     if not out.is_dir():
         raise ConfigError(f"city report folder {out} does not exist; create it")
@@ -191,7 +198,25 @@ def write_city_reports(city: CityReports, out_dir: str | Path, stamp: str = "") 
     gpkg = out / "city_reports.gpkg"
     import pyogrio
 
+    tables = [("daily", d.table), ("monthly", m.table), ("overdue", city.overdue)]
+    if ranking is not None:
+        from pipelines.city.targets import TARGET_LABELS_ZH, progress_chart
+        from pipelines.safety import inside, safe_code
+
+        tables.append(("ranking", ranking))
+        xlsx = out / "city_ranking.xlsx"
+        with atomic_path(xlsx) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            neutralize_frame(ranking.rename(columns=TARGET_LABELS_ZH)).to_excel(
+                xl, sheet_name="目标排名", index=False
+            )
+        written.append(xlsx)
+        for _, row in ranking.iterrows():
+            png = progress_chart(
+                row, inside(out, f"progress_{safe_code(row['district_code'])}.png")
+            )
+            if png is not None:
+                written.append(png)
     with atomic_path(gpkg) as tmp:
-        for name, frame in (("daily", d.table), ("monthly", m.table), ("overdue", city.overdue)):
+        for name, frame in tables:
             pyogrio.write_dataframe(neutralize_frame(frame), tmp, layer=name, driver="GPKG")
     return [*written, gpkg]
