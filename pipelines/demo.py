@@ -349,6 +349,7 @@ def _maps(
         zh=True,
         areas=read_area_layers(runs) if runs else None,
         sources=[out / "ledger.gpkg", *runs],
+        cleared=_demo_cleared(out / "ledger.gpkg"),
     )
     ranked = gpd.read_file(paths["units"], layer="units")
     top = ranked.sort_values(["rank_district", "unit_code"]).head(3)
@@ -379,3 +380,9 @@ def _finish(out: Path, summary: dict[str, Any], say: Progress) -> DemoResult:
     (out / INCOMPLETE).unlink(missing_ok=True)
     readme = write_readme(out, summary)
     return DemoResult(out, summary, path, readme, Path(summary["district_map"]))
+
+
+def _demo_cleared(ledger: Path) -> Any:
+    from pipelines.publish import _cleared
+
+    return _cleared(str(ledger))

@@ -84,7 +84,20 @@ def publish_run(
             zh=True,
             areas=read_area_layers([outputs.gpkg]),
             sources=[*([Path(url)] if "://" not in url else []), outputs.gpkg],
+            cleared=_cleared(url),
         )
     elif maps:
         log.info("no units.path in the config: maps skipped (they rank compounds and villages)")
     return published
+
+
+def _cleared(url: str):  # type: ignore[no-untyped-def]
+    """The ledger's units under watch (cleared), for the maps."""
+    from pipelines.cases.cleared import read_cleared
+    from pipelines.cases.store import LedgerStore
+
+    store = LedgerStore(url)
+    try:
+        return read_cleared(store)
+    finally:
+        store.dispose()

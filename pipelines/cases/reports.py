@@ -181,9 +181,24 @@ def _report(
 
 
 def daily_report(store: LedgerStore, day: date | None = None, today: date | None = None) -> Report:
-    """The in-progress ledger's daily report for *day* (default today)."""
+    """The in-progress ledger's daily report for *day* (default today); cases found in units
+    marked cleared (整治完毕) since their clearance are flagged in its summary."""
+    from pipelines.cases.cleared import read_cleared, relapses
+
     day = day or date.today()
-    return _report(store, "daily", "in_progress", day, day, today or max(day, date.today()))
+    report = _report(store, "daily", "in_progress", day, day, today or max(day, date.today()))
+    cases = pd.DataFrame(store.cases().drop(columns="geometry"))
+    back = relapses(cases, read_cleared(store))
+    if back.empty:
+        return report
+    lines = [f"整治完毕单元新增线索（需立即核查）：{len(back)}宗"]
+    lines += [
+        f"  {r.unit_name or r.unit_code}（{r.unit_code}，{r.cleared_on}整治完毕）：{r.case_id}，"
+        f"{str(r.first_seen)[:10]}发现"
+        for r in back.itertuples()
+    ]
+    summary = "\n".join(lines) + "\n" + report.summary
+    return Report(report.kind, report.ledger, report.start, report.end, report.table, summary)
 
 
 def monthly_report(

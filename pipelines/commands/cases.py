@@ -278,6 +278,36 @@ def supervise_command(
     click.echo(f"{case_id}: supervision {'lifted' if off else f'until {deadline}'}")
 
 
+@group.command("clear")
+@click.argument("unit_code")
+@click.option("--date", "day", required=True, metavar="YYYY-MM-DD", help="When it was cleared.")
+@click.option("--who", required=True, help="Who certifies the clearance (整治完毕).")
+@click.option("--name", "unit_name", default="", help="The unit's name (for reports).")
+@click.option("--note", default="")
+@click.option("--off", is_flag=True, help="Lift the mark (the unit leaves the watch list).")
+@ledger_option
+@config_option
+def clear_command(
+    unit_code: str,
+    day: str,
+    who: str,
+    unit_name: str,
+    note: str,
+    off: bool,
+    ledger: str | None,
+    config_path: Path | None,
+) -> None:
+    """Mark a compound or village cleared (整治完毕): it stays under watch; any case found in it
+    afterwards is flagged in the daily report and on the maps and raises its priority."""
+    from pipelines.cases.cleared import mark_cleared
+
+    store, _ = open_store(ledger, config_path)
+    mark_cleared(store, unit_code, day=day, who=who, unit_name=unit_name, note=note, off=off)
+    click.echo(
+        f"{unit_code}: {'no longer under watch' if off else f'cleared on {day}, under watch'}"
+    )
+
+
 @group.command("overdue")
 @ledger_option
 @config_option

@@ -140,8 +140,22 @@ def map_command(
     paths = render_all(
         out_dir, cases, units, flight, use_offline, cfg, as_of, zh=True, township=township,
         areas=areas, sources=[*([Path(ledger)] if "://" not in str(ledger) else []), *runs],
+        cleared=_cleared_of(ledger),
     )  # fmt: skip
     for key, path in paths.items():
         if key != "district_map":
             click.echo(f"{key}: {path}")
     click.echo(f"district map: {paths['district_map']}")
+
+
+def _cleared_of(ledger: str):  # type: ignore[no-untyped-def]
+    """Units under watch in a buildwatch ledger (none for a plain cases GeoPackage)."""
+    from pipelines.cases.store import LedgerStore
+    from pipelines.publish import _cleared
+
+    store = LedgerStore(ledger)
+    try:
+        exists = store.exists()
+    finally:
+        store.dispose()
+    return _cleared(str(ledger)) if exists else None

@@ -58,6 +58,11 @@ STATE_COLOURS: dict[str, str] = {
     "enforced": "#1b7837",
     "rejected": "#969696",
 }
+#: outlines of units under watch: cleared (整治完毕), and cleared but building again
+WATCH_OUTLINES: dict[str, dict[str, object]] = {
+    "cleared": {"color": "#1b5e20", "weight": 3, "dashArray": "6 4"},
+    "relapsed": {"color": "#d50000", "weight": 4, "dashArray": "2 4"},
+}
 PRIORITY_COLOURS: dict[str, str] = {
     "high": "#bd0026",
     "medium": "#fd8d3c",
@@ -211,6 +216,8 @@ def _legend(states: list[str], coverage_note: str | None = None) -> str:
     for state in states:
         rows.append(f"<i style='background:{STATE_COLOURS[state]}'></i>{STATE_LABELS_ZH[state]}")
     rows.append("<i style='background:none;border:2px dashed #d7301f'></i>热点片区")
+    rows.append("<i style='background:none;border:3px dashed #1b5e20'></i>整治完毕（日常监管）")
+    rows.append("<i style='background:none;border:3px dotted #d50000'></i>整治后又出现新线索")
     if coverage_note is not None:
         rows.append(
             f"<i style='background:{NOT_COMPARED_COLOUR};opacity:.5'></i>未比对区域"
@@ -254,6 +261,8 @@ def _unit_popup(u: pd.Series) -> str:
             ("新增面积（㎡）", f"{u['new_area_m2']:.0f}"),
             ("近一月新增 / 上一月", f"{u['new_recent']} / {u['new_previous']}"),
             ("核实确认比例", f"{100 * u['confirmed_share']:.0f}%"),
+            ("整治完毕", str(u.get("cleared_on", "") or "—")),
+            ("整治后新增线索", int(u.get("relapsed", 0) or 0)),
         ]
     )
 
@@ -347,11 +356,21 @@ def build_map(
             style_function=lambda f: {"color": "#222", "weight": 3, "fill": False},
             interactive=False,
         ).add_to(fmap)
+        cleared_on = list(units["cleared_on"]) if "cleared_on" in units else [""] * len(units)
+        relapsed = list(units["relapsed"]) if "relapsed" in units else [0] * len(units)
         props = {
             "priority": list(units["priority"]),
+            "watch": [
+                "relapsed" if r else "cleared" if c else ""
+                for c, r in zip(cleared_on, relapsed, strict=True)
+            ],
             "label": [
                 f"{n}（第{r}名）"
-                for n, r in zip(units["unit_name"], units["rank_district"], strict=True)
+                + (f" 整治完毕{c}" if c else "")
+                + (f" · 整治后新增线索{k}宗" if k else "")
+                for n, r, c, k in zip(
+                    units["unit_name"], units["rank_district"], cleared_on, relapsed, strict=True
+                )
             ],
             "popup": [_unit_popup(u) for _, u in units.iterrows()],
         }
@@ -361,8 +380,7 @@ def build_map(
             style_function=lambda f: {
                 "fillColor": PRIORITY_COLOURS[f["properties"]["priority"]],
                 "fillOpacity": 0.45,
-                "color": "#444",
-                "weight": 1,
+                **WATCH_OUTLINES.get(f["properties"]["watch"], {"color": "#444", "weight": 1}),
             },
             tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
             popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=420),

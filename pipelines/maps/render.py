@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 
 from geo.atomic import atomic_path
 from geo.errors import ConfigError
@@ -62,13 +63,38 @@ def compute_priorities(
     units: dict[str, gpd.GeoDataFrame],
     config: MapsConfig | None = None,
     as_of: str | dt.date | None = None,
+    cleared: pd.DataFrame | None = None,
 ) -> Priorities:
-    """Validate ``cases`` and the ``units`` layers, aggregate, score, rank and find hot spots."""
+    """Validate ``cases`` and the ``units`` layers, aggregate, score, rank and find hot spots.
+
+    ``cleared`` (:func:`pipelines.cases.cleared.read_cleared`): units under watch get
+    ``cleared_on``; those with a case found since (``relapsed``) are raised to high priority.
+    """
+    from pipelines.cases.cleared import relapses
+
     cfg = config or MapsConfig()
     plan_units = planning_units(units)
     valid = check_cases(cases).to_crs(plan_units.crs)
     agg = aggregate_units(valid, plan_units, as_of=as_of, window_days=cfg.growth_window_days)
+    watch = cleared if cleared is not None else pd.DataFrame(columns=["unit_code", "cleared_on"])
+    on = dict(zip(watch["unit_code"].astype(str), watch["cleared_on"].astype(str), strict=True))
+    back = relapses(pd.DataFrame(valid.drop(columns="geometry")), watch)
+    agg["cleared_on"] = [on.get(str(u), "") for u in agg["unit_code"]]
+    agg["relapsed"] = [int((back["unit_code"] == u).sum()) for u in agg["unit_code"]]
     ranked = rank_units(agg, cfg.weights.model_dump(), cfg.priority_bins)
+    if (ranked["relapsed"] > 0).any():  # a cleared unit that builds again goes to the top tier
+        up = ranked["relapsed"] > 0
+        ranked.loc[up, "priority_score"] = ranked.loc[up, "priority_score"].clip(
+            lower=float(cfg.priority_bins[1])
+        )
+        ranked.loc[up, "priority"] = "high"
+        ranked = ranked.sort_values(
+            ["district_code", "priority_score", "open_cases", "unit_code"],
+            ascending=[True, False, False, True],
+            kind="mergesort",
+        ).reset_index(drop=True)
+        ranked["rank_district"] = ranked.groupby("district_code", sort=False).cumcount() + 1
+        ranked["rank_township"] = ranked.groupby("township_code", sort=False).cumcount() + 1
     hot = find_hotspots(valid, cfg.hotspot_eps_m, cfg.hotspot_min_samples, cfg.hotspot_open_only)
     log.info("ranked %d units, %d cases, %d hot spots", len(ranked), len(valid), len(hot))
     return Priorities(units=ranked, cases=valid, hotspots=hot)
@@ -107,6 +133,7 @@ def render_all(
     township: str | None = None,
     areas: gpd.GeoDataFrame | None = None,
     sources: Sequence[str | Path] = (),
+    cleared: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write every maps-area output under ``out_dir`` (see the module table); return their paths.
 
@@ -120,7 +147,7 @@ def render_all(
     cfg = config or MapsConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prio = compute_priorities(cases, units, cfg, as_of)
+    prio = compute_priorities(cases, units, cfg, as_of, cleared=cleared)
     paths = write_priorities(prio, out_dir, zh=zh)
     overlay = read_flight_overlay(flight, cfg.overlay_max_px) if flight is not None else None
     ranked, valid, hot = prio.units, prio.cases, prio.hotspots

@@ -224,6 +224,7 @@ class BuildwatchBackend:
         from pipelines.cases.store import LedgerStore, read_cases
         from pipelines.maps.inputs import load_units
         from pipelines.maps.render import render_all
+        from pipelines.publish import _cleared
 
         written: list[Path] = []
         url = self._ledger_url()
@@ -244,6 +245,7 @@ class BuildwatchBackend:
                 config=self.config.maps,
                 areas=areas,
                 sources=[*([Path(url)] if "://" not in url else []), *runs],
+                cleared=_cleared(url),
             )
             written += list(paths.values())
         return written
