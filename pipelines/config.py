@@ -222,6 +222,15 @@ class LedgerConfig(_Strict):
     min_overlap: float = Field(
         0.1, gt=0, le=1, description="lead is a sighting of a case at intersection/smaller >= this"
     )
+    attach_distance_m: float = Field(
+        30.0,
+        ge=0,
+        le=500,
+        description="a report or lead this close to an open reported case attaches to it, m",
+    )
+    report_radius_m: float = Field(
+        10.0, gt=0, le=200, description="a reported point becomes a disc of this radius, m"
+    )
 
 
 class PriorityWeights(_Strict):

@@ -57,6 +57,7 @@ def publish_run(
             flight_id=flight_id,
             flight_date=flight_date.isoformat() if flight_date else None,
             min_overlap=config.ledger.min_overlap,
+            attach_m=config.ledger.attach_distance_m,
         )
     finally:
         store.dispose()

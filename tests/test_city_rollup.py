@@ -56,7 +56,9 @@ def test_city_rolls_up_two_district_files(tmp_path: Path) -> None:
     con = sqlite3.connect(out / "city_reports.gpkg")
     kinds = dict(con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall())
     con.close()
-    assert kinds == {"daily": "attributes", "monthly": "attributes", "overdue": "attributes"}
+    assert kinds == dict.fromkeys(["daily", "monthly", "overdue", "supervised"], "attributes")
+    supervised = pd.read_excel(out / "city_supervised.xlsx", dtype=str)
+    assert supervised["案件编号"].iloc[0] == late  # the overdue case heads the supervised list
     # read-only: the district ledgers are byte for byte as they were
     assert all(p.read_bytes() == data for p, data in before.items())
 

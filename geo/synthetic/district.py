@@ -39,7 +39,7 @@ from geo.synthetic.geotiff import (
 from geo.synthetic.scene import CHANGE_KINDS, Change, render_pair, render_sequence
 from geo.synthetic.units import truth_frame, unit_layers
 
-__all__ = ["DistrictPaths", "NightsPaths", "generate_district", "generate_nights", "check_args"]
+__all__ = ["DistrictPaths", "NightsPaths", "generate_district", "generate_nights", "check_args", "district_origin"]
 
 log = logging.getLogger(__name__)
 LOCAL_LON_LAT = (106.3, 29.6)  # near Chongqing, inside the CM 105E 3-degree zone
@@ -119,6 +119,19 @@ def _origin(seed: int, size_m: float) -> tuple[Affine, float]:
     lat = LOCAL_LON_LAT[1] + rng.uniform(-0.08, 0.08)
     e, n = Transformer.from_crs(4490, FLIGHT_EPSG, always_xy=True).transform(lon, lat)
     return Affine(1.0, 0, round(e - size_m / 2), 0, -1.0, round(n + size_m / 2)), lat
+
+
+def _placed(origin: tuple[float, float]) -> tuple[Affine, float]:
+    """The grid whose top-left corner is *origin* (easting, northing in the flight CRS)."""
+    e, n = origin
+    _, lat = Transformer.from_crs(FLIGHT_EPSG, 4490, always_xy=True).transform(e, n)
+    return Affine(1.0, 0, float(e), 0, -1.0, float(n)), lat
+
+
+def district_origin(seed: int, size_m: float) -> tuple[float, float]:
+    """The top-left corner (easting, northing) the generator picks for *seed*."""
+    t, _ = _origin(seed, size_m)
+    return t.c, t.f
 
 
 def _misregistration(seed: int) -> tuple[float, float]:
@@ -286,13 +299,15 @@ def generate_nights(
     gsd: float = 0.1,
     *,
     overwrite: bool = False,
+    origin: tuple[float, float] | None = None,
 ) -> NightsPaths:
     """Write one baseline + units and ``nights`` flights over the same district.
 
     ``night_NN/truth.gpkg`` holds that night's changes against the baseline (``change_id`` is
     stable across nights: a construction site completed later keeps its id and becomes
     ``new_building``); ``night_NN/flight.json`` gives date, flight_id, district_code and the ids
-    of structures removed since the previous night.
+    of structures removed since the previous night. ``origin`` (easting, northing of the top-left
+    corner in the flight CRS) places the district, e.g. beside another one to make a city.
     """
     n = check_args(seed, size_m, gsd)
     if not 1 <= nights <= 30:
@@ -300,7 +315,7 @@ def generate_nights(
     t0 = time.perf_counter()
     seq = render_sequence(seed, n, gsd, nights)
     t_render = time.perf_counter() - t0
-    t1, lat = _origin(seed, n * gsd)
+    t1, lat = _origin(seed, n * gsd) if origin is None else _placed(origin)
     transform = t1 @ Affine.scale(gsd)
     shift = _misregistration(seed)
     crs = f"EPSG:{FLIGHT_EPSG}"

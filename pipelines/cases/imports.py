@@ -43,7 +43,9 @@ __all__ = [
     "ImportValidationError",
     "normalise_state",
     "normalise_reason",
+    "read_sheet",
     "read_updates",
+    "parse_date",
     "validate_updates",
     "apply_updates",
     "import_updates",
@@ -153,11 +155,14 @@ class ImportResult:
     changes: tuple[tuple[str, str, str], ...]
 
 
-def read_updates(path: str | Path) -> list[Update]:
-    """Rows of a CSV (UTF-8 or GB18030) or XLSX update file, with headers and values normalised."""
+def read_sheet(path: str | Path, what: str) -> pd.DataFrame:
+    """The one filled sheet of a CSV (UTF-8 or GB18030) or XLSX file, every cell as text.
+
+    *what* names the file's kind in messages ("update file", "report file", ...).
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path}: update file not found; pass a .csv or .xlsx file")
+        raise InputFileError(f"{path}: {what} not found; pass a .csv or .xlsx file")
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
@@ -166,7 +171,7 @@ def read_updates(path: str | Path) -> list[Update]:
             if len(filled) > 1:
                 raise InputFileError(
                     f"{path}: rows on {len(filled)} sheets ({', '.join(map(str, filled))}); put "
-                    "all updates on one sheet (nothing was applied)"
+                    "all rows on one sheet (nothing was applied)"
                 )
             frame = next(iter(filled.values())) if filled else next(iter(sheets.values()))
         elif suffix == ".csv":
@@ -180,6 +185,13 @@ def read_updates(path: str | Path) -> list[Update]:
         if isinstance(exc, InputFileError):
             raise
         raise InputFileError(f"{path}: cannot read ({exc}); save it as .csv or .xlsx") from exc
+    return frame
+
+
+def read_updates(path: str | Path) -> list[Update]:
+    """Rows of a CSV (UTF-8 or GB18030) or XLSX update file, with headers and values normalised."""
+    path = Path(path)
+    frame = read_sheet(path, "update file")
     rename = {c: HEADER_ALIASES.get(str(c).strip().lower(), str(c)) for c in frame.columns}
     frame = frame.rename(columns=rename).fillna("")
     # rows with nothing in any cell (trailing blank lines a spreadsheet leaves) are not updates
@@ -212,11 +224,11 @@ def read_updates(path: str | Path) -> list[Update]:
     return updates
 
 
-def _parse_date(value: str) -> str | None:
+def parse_date(value: str) -> str | None:
     """An ISO date from ``YYYY-MM-DD`` or ``YYYY/MM/DD`` (optionally followed by a time of day,
     as spreadsheets write dates); anything else, even a date with trailing text, is None.
 
-    >>> _parse_date("2024/04/19"), _parse_date("2024-04-19 00:00:00"), _parse_date("2024-04-19x")
+    >>> parse_date("2024/04/19"), parse_date("2024-04-19 00:00:00"), parse_date("2024-04-19x")
     ('2024-04-19', '2024-04-19', None)
     """
     text = value.strip().replace("/", "-")
@@ -247,7 +259,7 @@ def validate_updates(
         bad = len(problems)
         if not u.who:
             problems.append(Problem(u.row, "who", u.who, "who made the change is required"))
-        day = _parse_date(u.date)
+        day = parse_date(u.date)
         if day is None:
             problems.append(Problem(u.row, "date", u.date, "not a date; write YYYY-MM-DD"))
         elif day > today.isoformat():
@@ -331,7 +343,7 @@ def _write_updates(
         [
             {
                 "case_id": u.case_id,
-                "at": _parse_date(u.date),
+                "at": parse_date(u.date),
                 "who": u.who,
                 "from_state": frm,
                 "to_state": u.to_state,
@@ -369,7 +381,7 @@ def supervise(
     """Put an open case under supervision (挂牌督办) with a deadline, or lift it (``off``)."""
     if not who:
         raise LedgerError(f"case {case_id}: say who orders the supervision (--who)")
-    day = None if off else _parse_date(deadline or "")
+    day = None if off else parse_date(deadline or "")
     if not off and day is None:
         raise LedgerError(f"case {case_id}: deadline {deadline!r} is not a date; use YYYY-MM-DD")
     t = store.require()

@@ -60,6 +60,10 @@ _PLAN_COLUMNS = (
     "times_seen",
     "not_observed",
     "district_code",
+    "unit_code",
+    "location",
+    "source",
+    "report_ref",
 )
 
 
@@ -206,6 +210,7 @@ def ingest_leads(
     source: str = "",
     evidence_root: Path | None = None,
     min_overlap: float = 0.1,
+    attach_m: float = 30.0,
 ) -> IngestResult:
     """Put one flight's leads into the ledger (creating it in the leads' CRS if absent).
 
@@ -253,6 +258,7 @@ def ingest_leads(
             source=f"ingest:{source or flight}",
             min_overlap=min_overlap,
             correction=bool(corrects),
+            attach_m=attach_m,
         )
         _write_plan(conn, tables, plan)
         pause_hook("ingest")
@@ -390,6 +396,7 @@ def ingest_run(
     coverage: Any = None,
     who: str = "buildwatch",
     min_overlap: float = 0.1,
+    attach_m: float = 30.0,
 ) -> IngestResult:
     """Ingest the leads.gpkg a run wrote: its ``leads`` layer, with its ``coverage`` layer as
     the area the flight saw (unless ``coverage`` is given), evidence paths relative to its folder.
@@ -412,4 +419,5 @@ def ingest_run(
         source=str(leads_gpkg),
         evidence_root=leads_gpkg.resolve().parent,
         min_overlap=min_overlap,
+        attach_m=attach_m,
     )

@@ -11,7 +11,11 @@ every rule is testable on tiny frames:
 * a sighted ``removed`` case is reopened (back to ``discovered``), with a history row;
 * a sighted rejected/enforced case only records the sighting (no new case, no state change);
 * any other lead opens a new case in the ledger of its class;
-* an open case inside the coverage that no lead sighted gets ``not_observed`` (never closed).
+* an open case inside the coverage that no lead sighted gets ``not_observed`` (never closed);
+* a case a patrol or the hotline reported (``location`` point or unit, see
+  :mod:`pipelines.cases.channels`) is not matched by overlap: a lead within ``attach_m`` of a
+  point-located one, or inside a unit-level one of the lead's unit, attaches to it (one lead per
+  case, nearest first, then the best score), and the case takes the lead's outline.
 """
 
 from __future__ import annotations
@@ -112,6 +116,50 @@ def _match(leads: gpd.GeoSeries, cases: gpd.GeoDataFrame, min_overlap: float) ->
     return pairs.drop_duplicates("li")[["li", "ci"]].astype(int)
 
 
+def _attach(
+    leads: gpd.GeoDataFrame,
+    cases: gpd.GeoDataFrame,
+    reported: np.ndarray,
+    taken: set[int],
+    attach_m: float,
+) -> pd.DataFrame:
+    """Leads (not in *taken*) attaching to open reported cases (positions in *reported*)."""
+    out: list[tuple[int, int, float]] = []
+    if not len(reported) or not len(leads):
+        return pd.DataFrame({"li": [], "ci": [], "dist": []})
+    lgeom = np.asarray(leads.geometry.values)
+    free = np.array([i for i in range(len(leads)) if i not in taken], dtype=int)
+    loc = cases["location"].fillna("").astype(str).to_numpy()
+    points = [c for c in reported if loc[c] == "point"]
+    pairs: list[tuple[float, int, int]] = []
+    for c in points:
+        centre = cases.geometry.iloc[c].centroid
+        d = shapely.distance(lgeom[free], centre) if len(free) else np.empty(0)
+        pairs += [(float(x), int(li), c) for x, li in zip(d, free, strict=True) if x <= attach_m]
+    used_l: set[int] = set()
+    used_c: set[int] = set()
+    for d, li, c in sorted(pairs):
+        if li not in used_l and c not in used_c:
+            used_l.add(li)
+            used_c.add(c)
+            out.append((li, c, d))
+    scores = leads["score"].astype(float).to_numpy()
+    lunit = leads["unit_code"].fillna("").astype(str).to_numpy()
+    cunit = cases["unit_code"].fillna("").astype(str).to_numpy()
+    for c in [c for c in reported if loc[c] == "unit"]:
+        poly = cases.geometry.iloc[c]
+        ok = [
+            li
+            for li in free
+            if li not in used_l and lunit[li] == cunit[c] and poly.intersects(lgeom[li])
+        ]
+        if ok:
+            li = max(ok, key=lambda i: scores[i])
+            used_l.add(li)
+            out.append((int(li), c, 0.0))
+    return pd.DataFrame(out, columns=["li", "ci", "dist"])
+
+
 def plan_ingest(
     cases: gpd.GeoDataFrame,
     leads: gpd.GeoDataFrame,
@@ -124,12 +172,29 @@ def plan_ingest(
     source: str = "",
     min_overlap: float = 0.1,
     correction: bool = False,
+    attach_m: float = 30.0,
 ) -> IngestPlan:
     """Decide every change one flight's leads make to the ledger (see the module docstring)."""
     plan = IngestPlan()
     leads = leads.reset_index(drop=True)
     cases = cases.reset_index(drop=True)
-    matches = _match(leads.geometry, cases, min_overlap)
+    if "location" not in cases:
+        cases["location"] = "outline"
+    location = cases["location"].fillna("").astype(str).replace("", "outline")
+    is_reported = (location != "outline").to_numpy() & ~cases["state"].isin(
+        list(CLOSED_STATES)
+    ).to_numpy()
+    outlined = np.flatnonzero(~is_reported)
+    matches = _match(leads.geometry, cases.iloc[outlined], min_overlap)
+    matches["ci"] = outlined[matches["ci"].to_numpy()] if len(matches) else matches["ci"]
+    attached = _attach(
+        leads, cases, np.flatnonzero(is_reported), set(matches["li"].tolist()), attach_m
+    )
+    attach_note = {
+        int(c): f"{d:.0f} m" if location.iloc[int(c)] == "point" else "inside the reported unit"
+        for c, d in zip(attached["ci"], attached["dist"], strict=True)
+    }
+    matches = pd.concat([matches, attached[["li", "ci"]].astype(int)], ignore_index=True)
     latest = str(cases["last_seen"].dropna().astype(str).max()) if len(cases) else ""
     if latest and flight_date < latest:
         plan.out_of_order_after = latest
@@ -182,6 +247,16 @@ def plan_ingest(
                 f"seen as {lead_class} on flight {flight_id} (was {case['last_class']}); "
                 "stays the same case",
             )
+        if ci in attach_note:
+            hist(
+                cid,
+                new_state,
+                new_state,
+                f"drone lead {lead['lead_id']} on flight {flight_id} attached to this "
+                f"{case.get('source') or 'reported'} case ({attach_note[ci]}; "
+                f"ref {case.get('report_ref') or '-'}): one structure, one case; the case "
+                "takes the lead's outline",
+            )
         again = correction and str(case.get("last_flight_id") or "") == flight_id
         if again:  # the corrected delivery of a flight that already counted this sighting
             hist(cid, new_state, new_state, f"seen again in the corrected delivery of {flight_id}")
@@ -196,6 +271,12 @@ def plan_ingest(
         if flight_date >= str(case["last_seen"] or ""):
             row.update({name: lead[name] for name in LEAD_FIELDS})
             row.update(geom=lead_geoms[li], last_seen=flight_date, last_flight_id=flight_id)
+            first = str(case.get("first_seen") or "")
+            row.update(  # every latest row carries the same keys (one UPDATE statement)
+                location="outline",
+                first_seen=flight_date if not first or flight_date < first else first,
+                first_flight_id=str(case.get("first_flight_id") or "") or flight_id,
+            )
             plan.updates_latest.append(row)
         else:  # an older flight ingested late: count it, keep the latest evidence
             first = str(case.get("first_seen") or "")
@@ -237,6 +318,11 @@ def plan_ingest(
             supervised=False,
             deadline="",
             updated_at=now,
+            source="drone",
+            location="outline",
+            **dict.fromkeys(
+                ("report_ref", "address", "description", "reported_by", "household", "owner"), ""
+            ),
         )
         row["class"] = cls
         plan.inserts.append(row)

@@ -29,6 +29,7 @@ from pipelines.cases.states import (
     STATE_LABELS_ZH,
 )
 from pipelines.cases.store import LedgerStore
+from pipelines.cases.tables import SOURCE_LABELS_ZH, SOURCES
 from pipelines.safety import neutralize_frame
 
 __all__ = [
@@ -54,6 +55,8 @@ REPORT_LABELS_ZH: dict[str, str] = {
     "closed_in_period": "本期办结",
     "supervised_open": "督办中",
     "overdue": "逾期",
+    **{f"source_{k}": f"来源:{v}" for k, v in SOURCE_LABELS_ZH.items()},
+    **{f"new_{k}": f"本期新增:{v}" for k, v in SOURCE_LABELS_ZH.items()},
 }
 COVERAGE_LABELS_ZH = {
     "flight_id": "航拍批次",
@@ -123,8 +126,14 @@ def build_table(
     for s in states:
         c[s] = c["state"] == s
     c["total"] = True
+    src = c["source"].fillna("").astype(str) if "source" in c else pd.Series("", index=c.index)
+    src = src.replace("", "drone")
+    for name in SOURCES:  # every discovery channel: cases it opened, and those new in the period
+        c[f"source_{name}"] = src == name
+        c[f"new_{name}"] = c[f"source_{name}"] & c["new_in_period"]
     measures = [*states, "total", "open", "new_in_period", "closed_in_period"]
     measures += ["supervised_open", "overdue"]
+    measures += [f"source_{n}" for n in SOURCES] + [f"new_{n}" for n in SOURCES]
     town = c.groupby(keys, dropna=False)[measures].sum().reset_index().assign(level="township")
     dist = c.groupby(keys[:2], dropna=False)[measures].sum().reset_index().assign(level="district")
     table = pd.concat([town, dist], ignore_index=True).fillna("")
@@ -158,6 +167,11 @@ def summarise(table: pd.DataFrame, ledger: str, kind: str, start: date, end: dat
             f"{word}办结{int(d['closed_in_period'])}宗；督办中{int(d['supervised_open'])}宗，"
             f"逾期{int(d['overdue'])}宗。"
         )
+        if f"new_{SOURCES[0]}" in d and int(d["new_in_period"]):
+            by_src = "、".join(
+                f"{SOURCE_LABELS_ZH[n]}{int(d[f'new_{n}'])}宗" for n in SOURCES if int(d[f"new_{n}"])
+            )
+            lines.append(f"  {word}新增按发现渠道：{by_src}。")
         towns = table[
             (table["level"] == "township") & (table["district_code"] == d["district_code"])
         ]

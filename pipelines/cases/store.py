@@ -34,11 +34,14 @@ from sqlalchemy.pool import NullPool
 from geo.errors import ConfigError, LedgerError, LockError
 from pipelines.cases import gpkg
 from pipelines.cases.states import CLOSED_STATES
-from pipelines.cases.tables import CASE_COLUMNS, SCHEMA_VERSION, Tables, build_tables
+from pipelines.cases.tables import ADDED_IN, CASE_COLUMNS, SCHEMA_VERSION, Tables, build_tables
 
 __all__ = ["LedgerStore", "resolve_url", "now_iso", "read_cases"]
 
 log = logging.getLogger(__name__)
+
+#: schema versions this buildwatch can upgrade from, oldest first
+_OLDER = ["1"]
 
 _ATTRIBUTE_TABLES = [
     ("case_history", "buildwatch case history: one row per change (who, when, from, to, note)"),
@@ -191,9 +194,61 @@ class LedgerStore:
                     "buildwatch cases ingest LEADS.gpkg --ledger ..."
                 )
             with self.engine.connect() as conn:
+                self._check_version(conn)
                 srid = conn.execute(text("SELECT value FROM ledger_meta WHERE key = 'srid'"))
                 self._tables = build_tables(int(srid.scalar_one()), self.engine.dialect.name)
         return self._tables
+
+    def schema_version(self, conn: Connection) -> str:
+        """The ledger's schema version as recorded in ``ledger_meta``."""
+        found = conn.execute(text("SELECT value FROM ledger_meta WHERE key = 'schema_version'"))
+        return str(found.scalar() or "")
+
+    def _check_version(self, conn: Connection) -> None:
+        found = self.schema_version(conn)
+        if found == SCHEMA_VERSION:
+            return
+        if found in _OLDER:
+            raise LedgerError(
+                f"ledger {self.label} has schema version {found}; this buildwatch uses "
+                f"{SCHEMA_VERSION}: upgrade it once with `buildwatch cases upgrade --ledger "
+                f"{self.label}` (adds columns, keeps every case)"
+            )
+        raise LedgerError(
+            f"ledger {self.label} has schema version {found!r}, which this buildwatch (version "
+            f"{SCHEMA_VERSION}) does not know; use the buildwatch that wrote it, or a newer one"
+        )
+
+    def upgrade(self) -> tuple[str, str]:
+        """Bring an older ledger to :data:`SCHEMA_VERSION` in one transaction (columns added
+        with their defaults, nothing removed); returns (from, to). A current ledger is left as is.
+        """
+        if not self.exists():
+            raise LedgerError(f"no ledger at {self.label}; nothing to upgrade")
+        with self.write() as conn:
+            found = self.schema_version(conn)
+            self._upgrade(conn)
+        self._tables = None
+        return found, SCHEMA_VERSION
+
+    def _upgrade(self, conn: Connection) -> None:
+        """Add what each later schema version added (inside the write transaction *conn*)."""
+        found = self.schema_version(conn)
+        if found == SCHEMA_VERSION:
+            return
+        if found not in _OLDER:
+            self._check_version(conn)  # raises: a version this buildwatch does not know
+        have = {c["name"] for c in inspect(conn).get_columns("cases")}
+        for version in _OLDER[_OLDER.index(found) + 1 :] + [SCHEMA_VERSION]:
+            for name, default in ADDED_IN.get(version, {}).items():
+                if name not in have:
+                    conn.exec_driver_sql(f"ALTER TABLE cases ADD COLUMN {name} TEXT")
+                    conn.execute(text(f"UPDATE cases SET {name} = :v"), {"v": default})
+        conn.execute(
+            text("UPDATE ledger_meta SET value = :v WHERE key = 'schema_version'"),
+            {"v": SCHEMA_VERSION},
+        )
+        log.warning("upgraded ledger %s from schema %s to %s", self.label, found, SCHEMA_VERSION)
 
     def ensure(self, conn: Connection, srid: int | None) -> Tables:
         """The ledger's tables, creating an empty ledger in EPSG:*srid* if there is none yet.
@@ -201,6 +256,7 @@ class LedgerStore:
         Call inside the write transaction *conn* (so two creators cannot race).
         """
         if inspect(conn).has_table("ledger_meta"):
+            self._upgrade(conn)  # the nightly ingest keeps working after a buildwatch update
             found = conn.execute(text("SELECT value FROM ledger_meta WHERE key = 'srid'"))
             self._tables = build_tables(int(found.scalar_one()), self.engine.dialect.name)
             if self.kind == "gpkg" and not inspect(conn).has_table("layer_styles"):

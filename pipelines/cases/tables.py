@@ -6,6 +6,11 @@
 * ``ingests`` — one row per ingested flight (makes re-ingesting the same run a no-op).
 * ``ledger_meta`` — key/value facts about the ledger (its SRID, schema version).
 
+Schema versions: 1 (drone cases only); 2 adds the discovery channel of each case (``source``,
+``report_ref``, ``address``, ``description``, ``reported_by``, ``location``) and the per-household
+registration of existing cases (``household``, ``owner``). :data:`ADDED_IN` says which columns
+each version added, so :meth:`pipelines.cases.store.LedgerStore.upgrade` can add them in place.
+
 The geometry column is GeoPackage binary on SQLite and a PostGIS ``geometry(POLYGON, srid)``
 through GeoAlchemy2 on PostgreSQL; :func:`polygon_type` hides the difference, so callers see
 shapely geometries either way.
@@ -40,12 +45,22 @@ __all__ = [
     "HISTORY_COLUMNS",
     "INGEST_COLUMNS",
     "SCHEMA_VERSION",
+    "ADDED_IN",
+    "SOURCES",
+    "SOURCE_LABELS_ZH",
+    "LOCATIONS",
     "polygon_type",
     "Tables",
     "build_tables",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+#: discovery channels (DOMAIN: drone flights, patrols, the public hotline, the city's inspections)
+SOURCES = ("drone", "patrol", "hotline", "inspection")
+SOURCE_LABELS_ZH = {"drone": "无人机航拍", "patrol": "巡查", "hotline": "热线举报", "inspection": "督查"}
+#: how precisely a case's polygon says where the structure is
+LOCATIONS = ("outline", "point", "unit")
 
 #: the cases contract: column -> meaning (geometry is the polygon in the ledger CRS)
 CASE_COLUMNS: dict[str, str] = {
@@ -78,6 +93,28 @@ CASE_COLUMNS: dict[str, str] = {
     "evidence_before": "path of the latest before chip",
     "evidence_after": "path of the latest after chip",
     "updated_at": "ISO timestamp of the latest change to the row",
+    "source": "discovery channel that opened the case: drone | patrol | hotline | inspection",
+    "report_ref": "patrol log / hotline ticket number(s), '; '-joined when several reports meet",
+    "address": "reported address ('' for drone cases)",
+    "description": "reported description",
+    "reported_by": "reporter / patrol team / hotline seat",
+    "location": "outline (the structure's polygon) | point (a reported position, buffered) | "
+    "unit (only the compound/village is known: its polygon)",
+    "household": "分户登记: household (door number) of an existing case",
+    "owner": "分户登记: owner or occupant of an existing case",
+}
+#: columns each schema version added to ``cases`` (with the value existing rows get)
+ADDED_IN: dict[str, dict[str, str]] = {
+    "2": {
+        "source": "drone",
+        "report_ref": "",
+        "address": "",
+        "description": "",
+        "reported_by": "",
+        "location": "outline",
+        "household": "",
+        "owner": "",
+    },
 }
 HISTORY_COLUMNS = (
     "case_id",

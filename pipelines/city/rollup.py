@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import text
 
 from geo.atomic import atomic_path
 from geo.errors import ConfigError, LedgerError, LockError
+from pipelines.cases.cleared import read_cleared, relapses
 from pipelines.cases.reports import Report, build_table, summarise, write_report
 from pipelines.cases.store import LedgerStore
 from pipelines.cases.tables import SCHEMA_VERSION
@@ -33,6 +33,7 @@ __all__ = [
     "open_district_ledgers",
     "city_reports",
     "write_city_reports",
+    "supervised_cases",
     "OVERDUE_LABELS_ZH",
 ]
 
@@ -56,6 +57,8 @@ class DistrictLedger:
     label: str
     cases: pd.DataFrame
     history: pd.DataFrame
+    #: units marked cleared (整治完毕) and not lifted (pipelines.cases.cleared.read_cleared)
+    cleared: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["unit_code"]))
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class CityReports:
     monthly: Report
     overdue: pd.DataFrame
     ledgers: tuple[str, ...]
+    #: every open supervised case, overdue first (most overdue first), then by deadline
+    supervised: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _read_one(url: str) -> DistrictLedger:
@@ -80,18 +85,20 @@ def _read_one(url: str) -> DistrictLedger:
                 "pass the district's ledger.gpkg or its postgresql:// URL (nothing was written)"
             )
         with store.read() as conn:
-            found = conn.execute(
-                text("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
-            ).scalar()
-            if str(found) != SCHEMA_VERSION:
+            found = store.schema_version(conn)
+            if found != SCHEMA_VERSION:
+                how = (
+                    f"upgrade it with `buildwatch cases upgrade --ledger {store.label}`"
+                    if found.isdigit() and int(found) < int(SCHEMA_VERSION)
+                    else "use the buildwatch that wrote it, or a newer one"
+                )
                 raise LedgerError(
                     f"district ledger {store.label}: schema version {found!r}, this buildwatch "
-                    f"reads version {SCHEMA_VERSION!r}; open it once with this buildwatch's "
-                    "district tools or upgrade the city's (nothing was written)"
+                    f"reads version {SCHEMA_VERSION!r}; {how} (nothing was written)"
                 )
             cases = pd.DataFrame(store.cases(conn).drop(columns="geometry"))
             history = store.history(conn=conn)
-        return DistrictLedger(store.label, cases, history)
+        return DistrictLedger(store.label, cases, history, read_cleared(store))
     except LockError as exc:
         raise LedgerError(
             f"district ledger {store.label}: locked ({exc}); nothing was written"
@@ -133,16 +140,41 @@ def _with_city_row(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([city])], ignore_index=True)
 
 
-def _overdue(cases: pd.DataFrame, today: date) -> pd.DataFrame:
+def supervised_cases(cases: pd.DataFrame, today: date) -> pd.DataFrame:
+    """Open supervised cases with ``days_overdue`` (0 when not yet due), overdue ones first."""
     open_ = ~cases["state"].isin(["removed", "enforced", "rejected"])
-    sup = cases["supervised"].fillna(False).astype(bool) & open_
-    deadline = cases["deadline"].fillna("").astype(str)
-    late = cases[sup & (deadline != "") & (deadline < today.isoformat())].copy()
-    late["days_overdue"] = [(today - date.fromisoformat(d[:10])).days for d in late["deadline"]]
-    cols = list(OVERDUE_LABELS_ZH)
-    return late.sort_values(["days_overdue", "case_id"], ascending=[False, True])[cols].reset_index(
-        drop=True
-    )
+    sup = cases[cases["supervised"].fillna(False).astype(bool) & open_].copy()
+    deadline = sup["deadline"].fillna("").astype(str)
+    sup["days_overdue"] = [
+        max(0, (today - date.fromisoformat(d[:10])).days) if d else 0 for d in deadline
+    ]
+    sup["_due"] = deadline.replace("", "9999-12-31")
+    sup = sup.sort_values(["days_overdue", "_due", "case_id"], ascending=[False, True, True])
+    cols = [*OVERDUE_LABELS_ZH, "lon", "lat"]
+    return sup[[c for c in cols if c in sup]].reset_index(drop=True)
+
+
+def _overdue(cases: pd.DataFrame, today: date) -> pd.DataFrame:
+    sup = supervised_cases(cases, today)
+    late = sup[(sup["deadline"].fillna("") != "") & (sup["deadline"] < today.isoformat())]
+    return late[list(OVERDUE_LABELS_ZH)].reset_index(drop=True)
+
+
+def _relapses(ledgers: Sequence[DistrictLedger]) -> pd.DataFrame:
+    """Cases found in cleared units since their clearance, over every district."""
+    frames = []
+    for d in ledgers:
+        back = relapses(d.cases, d.cleared)
+        if len(back):
+            names = d.cases.drop_duplicates("case_id").set_index("case_id")
+            back = back.assign(
+                district_code=back["case_id"].map(names["district_code"]),
+                district_name=back["case_id"].map(names["district_name"]),
+            )
+            frames.append(back)
+    if not frames:
+        return pd.DataFrame(columns=["case_id", "district_code", "district_name", "unit_code"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def city_reports(
@@ -165,6 +197,7 @@ def city_reports(
     cases = pd.concat([d.cases for d in ledgers], ignore_index=True)
     history = pd.concat([d.history for d in ledgers], ignore_index=True)
     overdue = _overdue(cases, today)
+    back = _relapses(ledgers)
     reports = []
     for kind, ledger, lo, hi in (("daily", "in_progress", day, day),
                                  ("monthly", "existing", start, end)):  # fmt: skip
@@ -174,8 +207,19 @@ def city_reports(
         head = [f"全市：{len(ledgers)}个区县台账；督办逾期{len(late)}宗。"]
         head += [f"  逾期 {r.case_id}（{r.district_name or r.district_code}，{r.township_name}，"
                  f"期限{r.deadline}，逾期{r.days_overdue}天）" for r in late.itertuples()]  # fmt: skip
+        if kind == "daily" and len(back):
+            head.append(f"整治完毕单元新增线索（需立即核查）：{len(back)}宗")
+            head += [f"  {r.district_name or r.district_code} {r.unit_name or r.unit_code}"
+                     f"（{r.cleared_on}整治完毕）：{r.case_id}，{str(r.first_seen)[:10]}发现"
+                     for r in back.itertuples()]  # fmt: skip
         reports.append(Report(kind, ledger, lo, hi, table, "\n".join(head) + "\n" + summary))
-    return CityReports(reports[0], reports[1], overdue, tuple(d.label for d in ledgers))
+    return CityReports(
+        reports[0],
+        reports[1],
+        overdue,
+        tuple(d.label for d in ledgers),
+        supervised_cases(cases, today),
+    )
 
 
 def write_city_reports(
@@ -183,11 +227,14 @@ def write_city_reports(
     out_dir: str | Path,
     stamp: str = "",
     ranking: pd.DataFrame | None = None,
+    plan: pd.DataFrame | None = None,
 ) -> list[Path]:
     """``city_daily_<day>.xlsx``, ``city_monthly_<month>.xlsx`` (+ ``.txt``) and
     ``city_reports.gpkg`` (tables ``daily``, ``monthly``, ``overdue``) under *out_dir*; with a
     ``ranking`` (:func:`pipelines.city.targets.rank_districts`) also ``city_ranking.xlsx``, a
-    ``ranking`` table and ``progress_<district>.png`` per district."""
+    ``ranking`` table and ``progress_<district>.png`` per district; the supervised list
+    (``city_supervised.xlsx``, table ``supervised``, overdue first) and, with a ``plan``
+    (:func:`pipelines.city.plan.plan_of`), ``city_five_year.xlsx`` and a ``five_year`` table."""
     out = Path(out_dir)
     if not out.is_dir():
         raise ConfigError(f"city report folder {out} does not exist; create it")
@@ -199,6 +246,26 @@ def write_city_reports(
     import pyogrio
 
     tables = [("daily", d.table), ("monthly", m.table), ("overdue", city.overdue)]
+    sup = city.supervised
+    tables.append(("supervised", sup))
+    xlsx = out / "city_supervised.xlsx"
+    with atomic_path(xlsx) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+        shown = sup.drop(columns=[c for c in ("lon", "lat") if c in sup])
+        neutralize_frame(shown.rename(columns=OVERDUE_LABELS_ZH)).to_excel(
+            xl, sheet_name="挂牌督办", index=False
+        )
+    written.append(xlsx)
+    if plan is not None:
+        from pipelines.city.plan import PLAN_LABELS_ZH, PLAN_STATUS_ZH
+
+        tables.append(("five_year", plan))
+        xlsx = out / "city_five_year.xlsx"
+        with atomic_path(xlsx) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            shown = plan.assign(status=plan["status"].map(PLAN_STATUS_ZH))
+            neutralize_frame(shown.rename(columns=PLAN_LABELS_ZH)).to_excel(
+                xl, sheet_name="五年整治", index=False
+            )
+        written.append(xlsx)
     if ranking is not None:
         from pipelines.city.targets import TARGET_LABELS_ZH, progress_chart
         from pipelines.safety import inside, safe_code

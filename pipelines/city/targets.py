@@ -2,13 +2,17 @@
 
 A targets file (CSV or XLSX; Chinese headers accepted) has one row per district and year::
 
-    district_code, year, cases_to_close, area_to_remove_m2
-    区县编码,       年度, 办结案件目标,     拆除面积目标(平方米)
+    district_code, year, cases_to_close, area_to_remove_m2, units_to_clear
+    区县编码,       年度, 办结案件目标,     拆除面积目标(平方米), 整治单元目标
+
+(``units_to_clear``, the compounds and villages to bring to 整治完毕 in the year, may be left out:
+no target.)
 
 Every row is checked before anything is used: an unknown district (in none of the ledgers), a
 year that is not a year, a negative or non-numeric target is refused with its row number,
 column and value. Progress year to date counts the cases that reached ``removed`` or
-``enforced`` in the year (a rejected lead closes nothing) and their area; the ranking orders the
+``enforced`` in the year (a rejected lead closes nothing), their area, and the units marked
+cleared in the year (``cleared_units``, not lifted); the ranking orders the
 districts by their mean share of the targets met (each share capped at 100 %).
 
 >>> t = pd.DataFrame({"district_code": ["500104"], "year": [2024], "cases_to_close": [4],
@@ -41,15 +45,18 @@ __all__ = [
     "progress_chart",
 ]
 
-TARGET_COLUMNS = ("district_code", "year", "cases_to_close", "area_to_remove_m2")
+TARGET_COLUMNS = ("district_code", "year", "cases_to_close", "area_to_remove_m2", "units_to_clear")
+_REQUIRED = TARGET_COLUMNS[:4]
 TARGET_LABELS_ZH = {
     "district_code": "区县编码",
     "district_name": "区县",
     "year": "年度",
     "cases_to_close": "办结案件目标",
     "area_to_remove_m2": "拆除面积目标(平方米)",
+    "units_to_clear": "整治单元目标",
     "closed_ytd": "年内已办结",
     "area_removed_ytd_m2": "年内已拆除(平方米)",
+    "units_cleared_ytd": "年内整治完毕单元",
     "progress": "目标完成率",
     "rank": "排名",
 }
@@ -91,12 +98,14 @@ def read_targets(path: str | Path, districts: Iterable[str]) -> pd.DataFrame:
     else:
         raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .xlsx")
     raw = raw.rename(columns={c: _ALIASES.get(str(c).strip(), str(c).strip()) for c in raw.columns})
-    missing = [c for c in TARGET_COLUMNS if c not in raw.columns]
+    missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
         raise InputFileError(
             f"{path}: missing column(s) {missing} (found {list(raw.columns)}); the header needs "
-            f"{list(TARGET_COLUMNS)} or {[TARGET_LABELS_ZH[c] for c in TARGET_COLUMNS]}"
+            f"{list(_REQUIRED)} or {[TARGET_LABELS_ZH[c] for c in _REQUIRED]}"
         )
+    if "units_to_clear" not in raw.columns:
+        raw["units_to_clear"] = "0"
     known = set(districts)
     problems: list[TargetProblem] = []
     rows = []
@@ -113,8 +122,8 @@ def read_targets(path: str | Path, districts: Iterable[str]) -> pd.DataFrame:
         if not (year.isdigit() and 2000 <= int(year) <= 2100):
             problems.append(TargetProblem(n, "year", year, "not a year (e.g. 2024)"))
         values = {}
-        for col in ("cases_to_close", "area_to_remove_m2"):
-            v = str(rec[col]).strip()
+        for col in ("cases_to_close", "area_to_remove_m2", "units_to_clear"):
+            v = str(rec[col]).strip() or ("0" if col == "units_to_clear" else "")
             try:
                 f = float(v)
             except ValueError:
@@ -157,20 +166,32 @@ def progress_ytd(ledgers: Sequence[DistrictLedger], year: int, today: date) -> p
             & h["at"].astype(str).str[:10].between(lo, hi)
         ]
         closed = d.cases[d.cases["case_id"].isin(closing["case_id"])]
-        for code, name in d.cases[["district_code", "district_name"]].drop_duplicates().values:
+        cleared = d.cleared[d.cleared["cleared_on"].astype(str).str[:10].between(lo, hi)] if len(
+            d.cleared
+        ) else d.cleared
+        unit_district = dict(zip(d.cases["unit_code"], d.cases["district_code"], strict=False))
+        places = d.cases[["district_code", "district_name"]].drop_duplicates()
+        only = str(places["district_code"].iloc[0]) if len(places) == 1 else ""
+        for code, name in places.values:
             mine = closed[closed["district_code"] == code]
+            units = [u for u in cleared.get("unit_code", []) if
+                     str(unit_district.get(u, only)) == str(code)]  # fmt: skip
             rows.append({"district_code": str(code), "district_name": str(name),
                          "closed_ytd": int(len(mine)),
-                         "area_removed_ytd_m2": round(float(mine["area_m2"].fillna(0).sum()), 1)})  # fmt: skip
-    return pd.DataFrame(
-        rows, columns=["district_code", "district_name", "closed_ytd", "area_removed_ytd_m2"]
-    )
+                         "area_removed_ytd_m2": round(float(mine["area_m2"].fillna(0).sum()), 1),
+                         "units_cleared_ytd": len(set(units))})  # fmt: skip
+    cols = ["district_code", "district_name", "closed_ytd", "area_removed_ytd_m2"]
+    return pd.DataFrame(rows, columns=[*cols, "units_cleared_ytd"])
 
 
 def rank_districts(targets: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
     """Targets beside progress, ``progress`` (mean share met, each capped at 1) and ``rank``."""
+    if "units_to_clear" not in targets:
+        targets = targets.assign(units_to_clear=0.0)
+    if "units_cleared_ytd" not in done:
+        done = done.assign(units_cleared_ytd=0)
     t = targets.merge(done, on="district_code", how="left").fillna(
-        {"closed_ytd": 0, "area_removed_ytd_m2": 0.0}
+        {"closed_ytd": 0, "area_removed_ytd_m2": 0.0, "units_cleared_ytd": 0}
     )
     shares = []
     for r in t.itertuples():
@@ -179,6 +200,8 @@ def rank_districts(targets: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
             parts.append(min(1.0, r.closed_ytd / r.cases_to_close))
         if r.area_to_remove_m2 > 0:
             parts.append(min(1.0, r.area_removed_ytd_m2 / r.area_to_remove_m2))
+        if r.units_to_clear > 0:
+            parts.append(min(1.0, r.units_cleared_ytd / r.units_to_clear))
         shares.append(round(sum(parts) / len(parts), 4) if parts else 1.0)
     t["progress"] = shares
     t = t.sort_values(["progress", "district_code"], ascending=[False, True]).reset_index(drop=True)
@@ -201,12 +224,16 @@ def progress_chart(row: pd.Series, path: str | Path) -> Path | None:
 
     done = [float(row["closed_ytd"]), float(row["area_removed_ytd_m2"])]
     goal = [float(row["cases_to_close"]), float(row["area_to_remove_m2"])]
-    share = [min(100.0, 100 * d / g) if g > 0 else 100.0 for d, g in zip(done, goal, strict=True)]
     labels = [f"办结案件 {done[0]:.0f}/{goal[0]:.0f}", f"拆除面积 {done[1]:.0f}/{goal[1]:.0f} ㎡"]
+    if float(row.get("units_to_clear", 0) or 0) > 0:
+        done.append(float(row["units_cleared_ytd"]))
+        goal.append(float(row["units_to_clear"]))
+        labels.append(f"整治完毕单元 {done[2]:.0f}/{goal[2]:.0f}")
+    share = [min(100.0, 100 * d / g) if g > 0 else 100.0 for d, g in zip(done, goal, strict=True)]
     name = str(row.get("district_name") or row["district_code"])
     with plt.rc_context({"font.family": family, "axes.unicode_minus": False}):
         fig, ax = plt.subplots(figsize=(6, 2.4), dpi=110)
-        ax.barh(labels[::-1], share[::-1], color=["#2e7d32", "#1565c0"])
+        ax.barh(labels[::-1], share[::-1], color=["#2e7d32", "#1565c0", "#ef6c00"][: len(share)])
         ax.set_xlim(0, 100)
         ax.set_xlabel("年度目标完成率（%）")
         ax.set_title(

@@ -93,6 +93,7 @@ def ingest_command(
         coverage=gpd.read_file(coverage_path) if coverage_path is not None else None,
         who=who,
         min_overlap=cfg.min_overlap,
+        attach_m=cfg.attach_distance_m,
     )
     if r.skipped:
         click.echo(f"flight {r.flight_id} was already ingested into {store.label}; nothing changed")
@@ -251,6 +252,131 @@ def import_command(path: Path, dry_run: bool, ledger: str | None, config_path: P
         click.echo(f"{cid}: {frm} -> {to}")
     verb = "would apply" if dry_run else "applied"
     click.echo(f"{verb} {len(result.changes)} update(s) from {path.name}")
+
+
+@group.command("import-reports")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--units",
+    "units_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="units.gpkg: reports are placed in its compounds/villages, townships and districts.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["patrol", "hotline", "inspection"]),
+    default=None,
+    help="Channel of every row when the file has no source (渠道) column.",
+)
+@click.option("--who", required=True, help="Who imports the reports (recorded in the history).")
+@click.option("--dry-run", is_flag=True, help="Validate and show what would happen; write nothing.")
+@ledger_option
+@config_option
+def import_reports_command(
+    path: Path,
+    units_path: Path,
+    source: str | None,
+    who: str,
+    dry_run: bool,
+    ledger: str | None,
+    config_path: Path | None,
+) -> None:
+    """Open cases from patrol logs and hotline reports (CSV/XLSX; see pipelines.cases.channels).
+
+    Each row needs a date and a location: lon/lat, a unit_code, or an address naming a compound or
+    village. A report near an open case (any channel) attaches to it instead of opening another.
+    Any bad row -> every problem listed with its row number, nothing written.
+    """
+    from pyproj import CRS
+
+    from geo.units import read_units
+    from pipelines.cases.channels import import_reports
+
+    store, cfg = open_store(ledger, config_path)
+    if store.exists():
+        crs = f"EPSG:{store.require().srid}"
+    else:
+        import pyogrio
+
+        native = pyogrio.read_info(units_path, layer="districts")["crs"]
+        if not native or not CRS.from_user_input(native).is_projected:
+            from geo.errors import CRSError
+
+            raise CRSError(
+                f"{units_path}: layer 'districts' is in {native or 'no CRS'}; the new ledger needs "
+                "a projected CRS: write the units in the district's projected CRS (e.g. EPSG:4544)"
+            )
+        crs = native
+    units = read_units(units_path, crs, optional=False)
+    r = import_reports(
+        store,
+        path,
+        units,
+        default_source=source,
+        who=who,
+        attach_m=cfg.attach_distance_m,
+        radius_m=cfg.report_radius_m,
+        dry_run=dry_run,
+    )
+    for row, cid, what in r.outcome:
+        click.echo(f"row {row}: {cid} ({'new case' if what == 'new' else 'attached to it'})")
+    verb = "would open" if dry_run else "opened"
+    click.echo(
+        f"{path.name}: {verb} {r.n_new} case(s); {r.n_attached} report(s) attached to open cases"
+    )
+
+
+@group.command("upgrade")
+@ledger_option
+@config_option
+def upgrade_command(ledger: str | None, config_path: Path | None) -> None:
+    """Bring a ledger written by an older buildwatch to this schema (columns added, none lost)."""
+    store, _ = open_store(ledger, config_path)
+    before, after = store.upgrade()
+    if before == after:
+        click.echo(f"{store.label}: already schema version {after}; nothing to do")
+    else:
+        click.echo(f"{store.label}: upgraded from schema version {before} to {after}")
+
+
+@group.command("register")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--who", required=True, help="Who registers the households.")
+@ledger_option
+@config_option
+def register_command(path: Path, who: str, ledger: str | None, config_path: Path | None) -> None:
+    """Register cases per household (分户登记; CSV/XLSX: case_id, household, owner)."""
+    from pipelines.cases.households import read_registrations, register_households
+
+    store, _ = open_store(ledger, config_path)
+    n = register_households(store, read_registrations(path), who=who, source=f"import:{path.name}")
+    click.echo(f"registered {n} case(s) by household from {path.name}")
+
+
+@group.command("households")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Workbook to write (.xlsx): a summary and a sheet per compound/village.",
+)
+@click.option("--unit", "unit_code", default=None, help="Only this compound/village code.")
+@ledger_option
+@config_option
+def households_command(
+    out_path: Path, unit_code: str | None, ledger: str | None, config_path: Path | None
+) -> None:
+    """Export the existing ledger per compound/village and household (分小区分户)."""
+    from pipelines.cases.households import export_households
+
+    store, _ = open_store(ledger, config_path)
+    summary = export_households(store, out_path, unit_code=unit_code)
+    click.echo(
+        f"{out_path}: {len(summary)} compound(s)/village(s), {int(summary['n_cases'].sum())} "
+        f"existing case(s), {int(summary['n_households'].sum())} household(s) registered"
+    )
 
 
 @group.command("supervise")

@@ -35,6 +35,20 @@ def group() -> None:
 )
 @click.option("--year", type=int, default=None, help="Target year (default: the report day's).")
 @click.option(
+    "--plan",
+    "plan_years",
+    default=None,
+    metavar="YYYY-YYYY",
+    help="The five-year plan's years (default: the five years ending with the report's).",
+)
+@click.option(
+    "--units",
+    "units_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="GeoPackage with the city's 'districts' layer: draws city_map.html and city_map.png.",
+)
+@click.option(
     "--out",
     "out_dir",
     required=True,
@@ -47,6 +61,8 @@ def report_command(
     month: str | None,
     targets_path: Path | None,
     year: int | None,
+    plan_years: str | None,
+    units_path: Path | None,
     out_dir: Path,
 ) -> None:
     """The city's daily (在建) and monthly (存量) reports over every district ledger.
@@ -54,41 +70,29 @@ def report_command(
     \b
     Per district and township: counts by state, new and closed in the period, supervised and
     overdue, and a city row; supervised cases past their deadline come first in each summary.
-    Every ledger is read (read-only) before anything is written.
+    Also the supervised list, the five-year view per compound and village, the ranking against
+    --targets and, with --units, the city map. Every ledger is read (read-only) and every input
+    checked before anything is written.
     """
     from geo.atomic import check_writable
-    from pipelines.city.rollup import city_reports, open_district_ledgers, write_city_reports
+    from pipelines.city.report import headline, run_city_report
     from pipelines.progress import quiet
 
     check_writable(out_dir if out_dir.is_dir() else out_dir.parent, "--out folder")
-    districts = open_district_ledgers(list(ledgers))  # every ledger read before anything is made
-    city = city_reports(districts, day=day.date() if day else None, month=month)
-    ranked = None
-    if targets_path is not None:
-        from datetime import date
-
-        from pipelines.city.targets import progress_ytd, rank_districts, read_targets
-
-        codes = {str(c) for d in districts for c in d.cases["district_code"]}
-        targets = read_targets(targets_path, codes)
-        when = city.daily.end
-        the_year = year or when.year
-        targets = targets[targets["year"] == the_year]
-        ranked = rank_districts(targets, progress_ytd(districts, the_year, min(when, date.today())))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_city_reports(city, out_dir, ranking=ranked)
+    run = run_city_report(
+        list(ledgers),
+        out_dir,
+        day=day.date() if day else None,
+        month=month,
+        targets=targets_path,
+        year=year,
+        plan_years=plan_years,
+        units=units_path,
+    )
     if quiet():
         return
-    click.echo(city.daily.summary, nl=False)
-    click.echo(city.monthly.summary, nl=False)
-    if ranked is not None:
-        for r in ranked.itertuples():
-            click.echo(
-                f"第{r.rank}名 {r.district_name or r.district_code}：完成率 {r.progress:.0%}"
-                f"（办结 {r.closed_ytd}/{r.cases_to_close:g}，拆除 {r.area_removed_ytd_m2:g}/"
-                f"{r.area_to_remove_m2:g} ㎡）"
-            )
-    for p in paths:
+    click.echo(headline(run), nl=False)
+    for p in run.paths:
         click.echo(f"wrote {p}")
 
 
@@ -121,3 +125,27 @@ def supervise_command(
     if not quiet():
         what = "lifted" if off else f"supervised by the city, deadline {deadline}"
         click.echo(f"{case_id}: {what} ({ledger})")
+
+
+@group.command("demo")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def demo_command(out: Path, overwrite: bool) -> None:
+    """A small synthetic city (three districts) through every channel into the city's view.
+
+    \b
+    Per district: patrol and hotline reports imported, a village marked cleared, a drone
+    flight detected and ingested (leads meet the reported cases; new structures in the cleared
+    village raise alerts), townships close cases, the city supervises one. Then the city
+    report: daily and monthly reports, ranking against targets, supervised list, five-year view
+    and the city map. The last line printed is the city map.
+    """
+    from pipelines.city.demo import run_city_demo
+
+    result = run_city_demo(out, overwrite=overwrite, progress=click.echo)
+    click.echo(result.headline, nl=False)
+    s = result.summary
+    click.echo(f"duplicates (a true structure with two open cases): {s['duplicates']}")
+    click.echo(f"summary: {result.summary_json}")
+    click.echo(f"city reports: {result.out / 'city'}")
+    click.echo(f"city map (opens offline in a browser):\n{result.map_html}")

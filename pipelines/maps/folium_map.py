@@ -46,6 +46,10 @@ __all__ = [
     "save_map",
     "leaflet_assets",
     "remote_assets",
+    "BOX_CSS",
+    "feature_collection",
+    "html_table",
+    "MapControl",
 ]
 
 STATE_COLOURS: dict[str, str] = {
@@ -476,3 +480,13 @@ def _inject(page: str, block: str) -> str:
         return block + page
     cut = head + len("<head>")
     return page[:cut] + "\n" + block + page[cut:]
+
+
+#: the boxes' style (legend, title, popups), for other maps in the same style (the city map)
+BOX_CSS = _BOX_CSS
+#: GeoJSON features with escaped ``label`` tooltips (see :func:`_geojson`)
+feature_collection = _geojson
+#: a popup table built from escaped parts
+html_table = _table
+#: a fixed box on the map (legend, title)
+MapControl = _Control

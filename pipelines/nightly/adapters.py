@@ -211,6 +211,7 @@ class BuildwatchBackend:
                 flight_id=pair.flight_id,
                 flight_date=pair.flight_date,
                 min_overlap=self.config.ledger.min_overlap,
+                attach_m=self.config.ledger.attach_distance_m,
                 run_id=content_run_id(pair.content_hash),
             )
         finally:
