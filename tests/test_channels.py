@@ -44,7 +44,9 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
-def leads(specs: list[tuple[str, float, float, float, str]], flight: str = "F1") -> gpd.GeoDataFrame:
+def leads(
+    specs: list[tuple[str, float, float, float, str]], flight: str = "F1"
+) -> gpd.GeoDataFrame:
     """Drone leads: (lead id, x, y, score, unit_code) -> 8 m squares at (x, y)."""
     return gpd.GeoDataFrame(
         {
@@ -235,7 +237,7 @@ def test_households_are_registered_and_exported_per_compound(
     reg = write_csv(
         tmp_path / "reg.csv",
         [
-            {"案件编号": ids[0], "户号": "西村1组5号", "户主": "=HYPERLINK(\"x\")"},
+            {"案件编号": ids[0], "户号": "西村1组5号", "户主": '=HYPERLINK("x")'},
             {"案件编号": ids[1], "户号": "西村1组6号", "户主": "赵六"},
         ],
     )

@@ -45,7 +45,11 @@ def test_city_rolls_up_two_district_files(tmp_path: Path) -> None:
     monthly = city.monthly.table
     assert int(monthly[monthly["level"] == "city"]["total"].iloc[0]) == 2
     assert list(city.overdue["case_id"]) == [late] and city.overdue["days_overdue"].iloc[0] == 7
-    assert city.daily.summary.splitlines()[1].startswith(f"  逾期 {late}")  # overdue first
+    lines = city.daily.summary.splitlines()
+    assert lines[0] == "在建违法建筑台账日报（2024-05-01）"
+    assert lines[1] == ("全市：2个区县，共3宗（按发现渠道：无人机航拍3），未办结3宗；本日新增3宗，"
+                        "本日办结0宗；督办中1宗，逾期1宗。")  # fmt: skip
+    assert lines[2].startswith(f"  逾期 {late}")  # overdue first
 
     out = tmp_path / "city"
     out.mkdir()
@@ -164,4 +168,4 @@ def test_city_supervision_is_written_to_the_district_and_reported_first(tmp_path
     done = subprocess.run([*bw, "report", "--ledger", a, "--day", "2024-05-01", "--out", str(out)],
                           capture_output=True, text=True, cwd=repo)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[1].startswith(f"  逾期 {cid}")
+    assert done.stdout.splitlines()[2].startswith(f"  逾期 {cid}")

@@ -39,7 +39,14 @@ from geo.synthetic.geotiff import (
 from geo.synthetic.scene import CHANGE_KINDS, Change, render_pair, render_sequence
 from geo.synthetic.units import truth_frame, unit_layers
 
-__all__ = ["DistrictPaths", "NightsPaths", "generate_district", "generate_nights", "check_args", "district_origin"]
+__all__ = [
+    "DistrictPaths",
+    "NightsPaths",
+    "generate_district",
+    "generate_nights",
+    "check_args",
+    "district_origin",
+]
 
 log = logging.getLogger(__name__)
 LOCAL_LON_LAT = (106.3, 29.6)  # near Chongqing, inside the CM 105E 3-degree zone

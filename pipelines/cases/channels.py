@@ -271,7 +271,9 @@ def locate_reports(
             if lon is None or lat is None:
                 col = "lon" if lon is None else "lat"
                 problems.append(
-                    Problem(r.row, col, getattr(r, col), "not a number; give lon and lat in degrees")
+                    Problem(
+                        r.row, col, getattr(r, col), "not a number; give lon and lat in degrees"
+                    )
                 )
             elif not (-180 <= lon <= 180 and -90 <= lat <= 90):
                 hint = " (lon and lat swapped?)" if -90 <= lon <= 90 and -180 <= lat <= 180 else ""

@@ -108,7 +108,9 @@ def register_households(
                 problems.append(Problem(r.row, "case_id", r.case_id, why))
             elif r.case_id in seen:
                 problems.append(
-                    Problem(r.row, "case_id", r.case_id, f"registered twice (row {seen[r.case_id]})")
+                    Problem(
+                        r.row, "case_id", r.case_id, f"registered twice (row {seen[r.case_id]})"
+                    )
                 )
             if not r.household:
                 problems.append(Problem(r.row, "household", "", "the household (户号) is required"))

@@ -169,7 +169,9 @@ def summarise(table: pd.DataFrame, ledger: str, kind: str, start: date, end: dat
         )
         if f"new_{SOURCES[0]}" in d and int(d["new_in_period"]):
             by_src = "、".join(
-                f"{SOURCE_LABELS_ZH[n]}{int(d[f'new_{n}'])}宗" for n in SOURCES if int(d[f"new_{n}"])
+                f"{SOURCE_LABELS_ZH[n]}{int(d[f'new_{n}'])}宗"
+                for n in SOURCES
+                if int(d[f"new_{n}"])
             )
             lines.append(f"  {word}新增按发现渠道：{by_src}。")
         towns = table[

@@ -58,7 +58,12 @@ SCHEMA_VERSION = "2"
 
 #: discovery channels (DOMAIN: drone flights, patrols, the public hotline, the city's inspections)
 SOURCES = ("drone", "patrol", "hotline", "inspection")
-SOURCE_LABELS_ZH = {"drone": "无人机航拍", "patrol": "巡查", "hotline": "热线举报", "inspection": "督查"}
+SOURCE_LABELS_ZH = {
+    "drone": "无人机航拍",
+    "patrol": "巡查",
+    "hotline": "热线举报",
+    "inspection": "督查",
+}
 #: how precisely a case's polygon says where the structure is
 LOCATIONS = ("outline", "point", "unit")
 

@@ -80,7 +80,10 @@ def _district_popup(r: pd.Series) -> str:
             ("排名", int(r["rank"])),
             ("目标完成率", f"{float(r['progress']):.0%}"),
             ("办结案件", f"{int(r['closed_ytd'])} / {float(r['cases_to_close']):g}"),
-            ("拆除面积（㎡）", f"{float(r['area_removed_ytd_m2']):g} / {float(r['area_to_remove_m2']):g}"),
+            (
+                "拆除面积（㎡）",
+                f"{float(r['area_removed_ytd_m2']):g} / {float(r['area_to_remove_m2']):g}",
+            ),
         ]
         if float(r.get("units_to_clear", 0) or 0) > 0:
             rows.append(
@@ -119,7 +122,10 @@ def build_city_map(
         "label": [
             f"{n or c}" + (f"：第{int(k)}名，完成率{p:.0%}" if k == k and k else "：未下达目标")
             for n, c, k, p in zip(
-                d["district_name"], d["district_code"], d["rank"].fillna(0), d["progress"],
+                d["district_name"],
+                d["district_code"],
+                d["rank"].fillna(0),
+                d["progress"],
                 strict=True,
             )  # fmt: skip
         ],
@@ -137,35 +143,45 @@ def build_city_map(
         tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
         popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=360),
     ).add_to(fmap)
-    if len(pts):
-        late = (pts["days_overdue"] > 0).tolist()
-        layer = folium.FeatureGroup(name="挂牌督办案件").add_to(fmap)
-        for (_, r), is_late in zip(pts.iterrows(), late, strict=True):
-            due = f"逾期{int(r['days_overdue'])}天" if is_late else f"期限{r['deadline'] or '-'}"
-            label = f"{r['case_id']} {r.get('unit_name') or ''} {due}"
-            folium.CircleMarker(
-                [r.geometry.y, r.geometry.x],
-                radius=7 if is_late else 5,
-                color="#000",
-                weight=1,
-                fill=True,
-                fill_color=OVERDUE if is_late else SUPERVISED,
-                fill_opacity=0.95,
-                tooltip=html.escape(label),
-                popup=folium.Popup(
-                    html_table(
-                        [
-                            ("案件", r["case_id"]),
-                            ("区县", r.get("district_name")),
-                            ("乡镇(街道)", r.get("township_name")),
-                            ("小区/村", r.get("unit_name")),
-                            ("整改期限", r.get("deadline")),
-                            ("逾期天数", int(r["days_overdue"])),
-                        ]
-                    ),
-                    max_width=320,
-                ),
-            ).add_to(layer)
+    if len(pts):  # one GeoJSON layer of circle markers (folium.Popup would need jQuery)
+        late = [int(v) > 0 for v in pts["days_overdue"]]
+        due = [
+            f"逾期{int(r['days_overdue'])}天" if is_late else f"期限{r['deadline'] or '-'}"
+            for (_, r), is_late in zip(pts.iterrows(), late, strict=True)
+        ]
+        marks = {
+            "fill": [OVERDUE if x else SUPERVISED for x in late],
+            "radius": [7 if x else 5 for x in late],
+            "label": [
+                f"{r['case_id']} {r.get('unit_name') or ''} {d}"
+                for (_, r), d in zip(pts.iterrows(), due, strict=True)
+            ],
+            "popup": [
+                html_table(
+                    [
+                        ("案件", r["case_id"]),
+                        ("区县", r.get("district_name")),
+                        ("乡镇(街道)", r.get("township_name")),
+                        ("小区/村", r.get("unit_name")),
+                        ("整改期限", r.get("deadline")),
+                        ("逾期天数", int(r["days_overdue"])),
+                    ]
+                )
+                for _, r in pts.iterrows()
+            ],
+        }
+        folium.GeoJson(
+            feature_collection(pts, marks),
+            name="挂牌督办案件",
+            marker=folium.CircleMarker(radius=5, weight=1, color="#000", fill=True),
+            style_function=lambda f: {
+                "fillColor": f["properties"]["fill"],
+                "radius": f["properties"]["radius"],
+                "fillOpacity": 0.95,
+            },
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+            popup=folium.GeoJsonPopup(fields=["popup"], labels=False, max_width=320),
+        ).add_to(fmap)
     legend = "<b>年度目标完成率</b><br>" + "".join(
         f"<i style='background:{c}'></i>{html.escape(lab)}<br>" for _, c, lab in PROGRESS_BINS
     )

@@ -80,23 +80,25 @@ def run_city_report(
         table = table[table["year"] == the_year]
         if table.empty:
             raise ConfigError(f"{targets}: no target for {the_year}; add its rows or pass --year")
-        ranked = rank_districts(table, progress_ytd(districts, the_year, min(city.daily.end, today)))
-    boundaries = None
-    if units is not None:
-        from pipelines.city.citymap import read_districts
+        ranked = rank_districts(
+            table, progress_ytd(districts, the_year, min(city.daily.end, today))
+        )
+    fmap = boundaries = title = None
+    if units is not None:  # the map is built before anything is written: a bad layer stops here
+        from pipelines.city.citymap import build_city_map, read_districts
 
         boundaries = read_districts(units)
+        the_year = int(ranked["year"].iloc[0]) if ranked is not None else city.daily.end.year
+        title = f"全市违法建筑整治 {the_year}年目标完成情况（{city.daily.end}）"
+        fmap = build_city_map(boundaries, ranked, city.supervised, title=title)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = _write(city, out, ranking=ranked, plan=plan)
     html = png = None
-    if boundaries is not None:
-        from pipelines.city.citymap import build_city_map, city_png
+    if fmap is not None and boundaries is not None and title is not None:
+        from pipelines.city.citymap import city_png
         from pipelines.maps.folium_map import save_map
 
-        the_year = int(ranked["year"].iloc[0]) if ranked is not None else city.daily.end.year
-        title = f"全市违法建筑整治 {the_year}年目标完成情况（{city.daily.end}）"
-        fmap = build_city_map(boundaries, ranked, city.supervised, title=title)
         html = save_map(fmap, out / "city_map.html")
         png = city_png(boundaries, ranked, city.supervised, out / "city_map.png", title=title)
         paths += [p for p in (html, png) if p is not None]

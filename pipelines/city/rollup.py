@@ -24,7 +24,7 @@ from geo.errors import ConfigError, LedgerError, LockError
 from pipelines.cases.cleared import read_cleared, relapses
 from pipelines.cases.reports import Report, build_table, summarise, write_report
 from pipelines.cases.store import LedgerStore
-from pipelines.cases.tables import SCHEMA_VERSION
+from pipelines.cases.tables import SCHEMA_VERSION, SOURCE_LABELS_ZH, SOURCES
 from pipelines.safety import neutralize_frame
 
 __all__ = [
@@ -204,7 +204,15 @@ def city_reports(
         table = _with_city_row(build_table(cases, history, ledger, lo, hi, today))
         summary = summarise(table[table["level"] != "city"], ledger, kind, lo, hi)
         late = overdue[overdue["ledger"] == ledger]
-        head = [f"全市：{len(ledgers)}个区县台账；督办逾期{len(late)}宗。"]
+        title, _, rest = summary.partition("\n")
+        c = table[table["level"] == "city"].iloc[0]
+        word = "本日" if kind == "daily" else "本月"
+        by_src = "、".join(f"{SOURCE_LABELS_ZH[n]}{int(c[f'source_{n}'])}" for n in SOURCES
+                           if int(c.get(f"source_{n}", 0) or 0))  # fmt: skip
+        head = [title, f"全市：{len(ledgers)}个区县，共{int(c['total'])}宗（按发现渠道：{by_src or '无'}），"
+                f"未办结{int(c['open'])}宗；{word}新增{int(c['new_in_period'])}宗，"
+                f"{word}办结{int(c['closed_in_period'])}宗；督办中{int(c['supervised_open'])}宗，"
+                f"逾期{len(late)}宗。"]  # fmt: skip
         head += [f"  逾期 {r.case_id}（{r.district_name or r.district_code}，{r.township_name}，"
                  f"期限{r.deadline}，逾期{r.days_overdue}天）" for r in late.itertuples()]  # fmt: skip
         if kind == "daily" and len(back):
@@ -212,7 +220,7 @@ def city_reports(
             head += [f"  {r.district_name or r.district_code} {r.unit_name or r.unit_code}"
                      f"（{r.cleared_on}整治完毕）：{r.case_id}，{str(r.first_seen)[:10]}发现"
                      for r in back.itertuples()]  # fmt: skip
-        reports.append(Report(kind, ledger, lo, hi, table, "\n".join(head) + "\n" + summary))
+        reports.append(Report(kind, ledger, lo, hi, table, "\n".join([*head, rest])))
     return CityReports(
         reports[0],
         reports[1],

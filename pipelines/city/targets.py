@@ -166,9 +166,11 @@ def progress_ytd(ledgers: Sequence[DistrictLedger], year: int, today: date) -> p
             & h["at"].astype(str).str[:10].between(lo, hi)
         ]
         closed = d.cases[d.cases["case_id"].isin(closing["case_id"])]
-        cleared = d.cleared[d.cleared["cleared_on"].astype(str).str[:10].between(lo, hi)] if len(
-            d.cleared
-        ) else d.cleared
+        cleared = (
+            d.cleared[d.cleared["cleared_on"].astype(str).str[:10].between(lo, hi)]
+            if len(d.cleared)
+            else d.cleared
+        )
         unit_district = dict(zip(d.cases["unit_code"], d.cases["district_code"], strict=False))
         places = d.cases[["district_code", "district_name"]].drop_duplicates()
         only = str(places["district_code"].iloc[0]) if len(places) == 1 else ""

@@ -31,7 +31,8 @@ def group() -> None:
     "targets_path",
     default=None,
     type=click.Path(path_type=Path),
-    help="Annual targets (.csv/.xlsx: district_code, year, cases_to_close, area_to_remove_m2).",
+    help="Annual targets (.csv/.xlsx: district_code, year, cases_to_close, area_to_remove_m2, "
+    "units_to_clear).",
 )
 @click.option("--year", type=int, default=None, help="Target year (default: the report day's).")
 @click.option(
@@ -129,8 +130,22 @@ def supervise_command(
 
 @group.command("demo")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
-def demo_command(out: Path, overwrite: bool) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace OUT (and --db's demo schemas) if present.")
+@click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help="postgresql://... : keep each district's ledger in a schema bw_<code> of this PostGIS "
+    "database instead of OUT/ledgers/<code>.gpkg.",
+)
+@click.option(
+    "--size-m",
+    type=click.FloatRange(200, 2000),
+    default=400.0,
+    show_default=True,
+    help="Side of each synthetic district, metres.",
+)
+def demo_command(out: Path, overwrite: bool, db: str | None, size_m: float) -> None:
     """A small synthetic city (three districts) through every channel into the city's view.
 
     \b
@@ -140,9 +155,9 @@ def demo_command(out: Path, overwrite: bool) -> None:
     report: daily and monthly reports, ranking against targets, supervised list, five-year view
     and the city map. The last line printed is the city map.
     """
-    from pipelines.city.demo import run_city_demo
+    from pipelines.city_demo import run_city_demo
 
-    result = run_city_demo(out, overwrite=overwrite, progress=click.echo)
+    result = run_city_demo(out, size_m=size_m, overwrite=overwrite, progress=click.echo, db=db)
     click.echo(result.headline, nl=False)
     s = result.summary
     click.echo(f"duplicates (a true structure with two open cases): {s['duplicates']}")

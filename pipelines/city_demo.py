@@ -123,9 +123,50 @@ def _truth_cases(cases: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> tuple[int,
     return int(len(per)), int((per > 1).sum())
 
 
+def _ledger_places(out: Path, db: str | None, overwrite: bool) -> Callable[[str], str]:
+    """Where each district's ledger goes: a GeoPackage under OUT/ledgers, or a PostGIS schema."""
+    if db is None:
+        (out / "ledgers").mkdir(parents=True, exist_ok=True)
+        return lambda code: str(out / "ledgers" / f"{code}.gpkg")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from geo.errors import ConfigError
+    from pipelines.cases.store import resolve_url
+
+    url = resolve_url(db)
+    if not url.startswith("postgresql") or "?" in url:
+        raise ConfigError(f"--db {db!r}: give a plain postgresql://user@host:port/database URL")
+    made: dict[str, str] = {}
+
+    def place(code: str) -> str:
+        if code not in made:  # the schema is made once per district, on first use
+            if not code.isdigit():
+                raise ConfigError(f"district code {code!r} cannot name a schema")
+            schema = f"bw_{code}"
+            engine = create_engine(url, poolclass=NullPool)
+            try:
+                with engine.begin() as conn:
+                    found = conn.execute(
+                        text("SELECT count(*) FROM information_schema.tables "
+                             "WHERE table_schema = :s"), {"s": schema},
+                    ).scalar_one()  # fmt: skip
+                    if found and not overwrite:
+                        raise ConfigError(f"--db: schema {schema} already holds a ledger; "
+                                          "pass --overwrite to replace it")  # fmt: skip
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            finally:
+                engine.dispose()
+            made[code] = f"{db}?options=-csearch_path%3D{schema},public"
+        return made[code]
+
+    return place
+
+
 def _district(
     k: int, seed: int, size_m: float, origin: tuple[float, float], out: Path, cfg_of: Any,
-    predict: Any, say: Progress,
+    ledger_of: Callable[[str], str], predict: Any, say: Progress,
 ) -> dict[str, Any]:  # fmt: skip
     from geo.synthetic.district import generate_nights
     from geo.units import read_units
@@ -141,9 +182,9 @@ def _district(
     side = json.loads(d.sidecars[0].read_text(encoding="utf-8"))
     code, day, fid = side["district_code"], side["date"], side["flight_id"]
     say(f"district {k + 1}/3: {code}, flight {fid} on {day} ({d.root})")
-    (out / "ledgers").mkdir(exist_ok=True)
-    cfg = cfg_of(d.units, out / "ledgers" / f"{code}.gpkg")
-    store = LedgerStore(out / "ledgers" / f"{code}.gpkg", lock_timeout_s=cfg.ledger.lock_timeout_s)
+    ledger = ledger_of(code)
+    cfg = cfg_of(d.units, ledger)
+    store = LedgerStore(ledger, lock_timeout_s=cfg.ledger.lock_timeout_s)
     truth = gpd.read_file(d.truths[0], layer="changes")
     try:
         reports = _reports(truth, d.units, day, seed)
@@ -200,7 +241,7 @@ def _district(
         "district_code": code,
         "flight_id": fid,
         "date": day,
-        "ledger": str(out / "ledgers" / f"{code}.gpkg"),
+        "ledger": store.label,  # password hidden; the URL itself is not kept in the summary
         "units": str(d.units),
         "reports_file": str(path),
         "reports": len(reports),
@@ -226,8 +267,14 @@ def run_city_demo(
     overwrite: bool = False,
     progress: Progress | None = None,
     predict: Any | None = None,
+    db: str | None = None,
 ) -> CityDemoResult:
-    """Run the city demo into *out* (see the module docstring)."""
+    """Run the city demo into *out* (see the module docstring).
+
+    With *db* (``postgresql://...``) each district's ledger is a schema ``bw_<district code>``
+    of that PostGIS database instead of ``OUT/ledgers/<code>.gpkg``; the city report reads them
+    there. Existing demo schemas are replaced only with *overwrite*.
+    """
     from geo.synthetic.district import district_origin
     from pipelines.city.report import headline, run_city_report
     from pipelines.config import load_config
@@ -247,9 +294,10 @@ def run_city_demo(
             from pipelines.detect import load_detector
 
             predict = load_detector(load_config(None))
+        ledger_of = _ledger_places(out, db, overwrite)
         e0, n0 = district_origin(seeds[0], size_m)
         rows = [
-            _district(k, s, size_m, (e0 + k * size_m, n0), out, cfg_of, predict, say)
+            _district(k, s, size_m, (e0 + k * size_m, n0), out, cfg_of, ledger_of, predict, say)
             for k, s in enumerate(seeds)
         ]
         bounds = pd.concat(
@@ -258,7 +306,8 @@ def run_city_demo(
         city_units = out / "city_units.gpkg"
         with atomic_path(city_units) as tmp:
             gpd.GeoDataFrame(bounds, crs=bounds.crs).to_file(tmp, layer="districts", driver="GPKG")
-        report_day = max(date.fromisoformat(r["date"]) for r in rows) + timedelta(days=10)
+        # the day the last district's townships act (see _district): its closures are "today"
+        report_day = max(date.fromisoformat(r["date"]) for r in rows) + timedelta(days=2)
         targets = out / "city_targets.csv"
         with atomic_path(targets) as tmp:
             pd.DataFrame(
@@ -272,7 +321,7 @@ def run_city_demo(
             ).to_csv(tmp, index=False, encoding="utf-8-sig")
         say(f"city report for {report_day} over {len(rows)} district ledgers ...")
         run = run_city_report(
-            [r["ledger"] for r in rows],
+            [ledger_of(r["district_code"]) for r in rows],
             out / "city",
             day=report_day,
             month=report_day.strftime("%Y-%m"),
