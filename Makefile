@@ -8,13 +8,15 @@ PY := $(VENV)/bin/python
 BW := $(VENV)/bin/buildwatch
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-output
+CITY_OUT ?= city-demo-output
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps demo test lint format typecheck nightly-demo bench clean help
+.PHONY: setup sysdeps demo city-demo test lint format typecheck nightly-demo bench clean help
 
 help:
 	@echo "make demo    - set up .venv and run the main job on the synthetic district"
 	@echo "make test    - set up .venv, lint, type-check and run the whole test suite"
+	@echo "make city-demo - a synthetic city of three districts into the city's reports and map"
 	@echo "make bench   - run the benchmarks (prints tables)"
 
 $(STAMP): pyproject.toml
@@ -33,6 +35,9 @@ setup: $(STAMP) sysdeps
 
 demo: setup
 	$(BW) demo $(DEMO_OUT) --overwrite
+
+city-demo: setup
+	$(BW) city demo $(CITY_OUT) --overwrite
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -55,4 +60,4 @@ nightly-demo: setup
 	$(PY) -m pipelines.nightly.demo $(DEMO_OUT)/nightly
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO_OUT) $(CITY_OUT) .pytest_cache .mypy_cache .ruff_cache

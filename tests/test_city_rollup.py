@@ -169,3 +169,21 @@ def test_city_supervision_is_written_to_the_district_and_reported_first(tmp_path
                           capture_output=True, text=True, cwd=repo)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[2].startswith(f"  逾期 {cid}")
+
+
+def test_a_locked_district_ledger_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    from pipelines.city.report import run_city_report
+
+    a, b = tmp_path / "a.gpkg", tmp_path / "b.gpkg"
+    _district(str(a), "500104", [0], ["construction"])
+    _district(str(b), "500105", [1], ["construction"])
+    con = sqlite3.connect(b, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")  # a district's writer holds its ledger
+    out = tmp_path / "city"
+    try:
+        with pytest.raises(LedgerError, match=r"district ledger .*b\.gpkg: locked"):
+            run_city_report([a, b], out, day=DAY, today=DAY)
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert not out.exists()
