@@ -88,7 +88,13 @@ class HardNegativeData(_Strict):
     weights: str | None = Field(
         default=None, description="weights that mine; default: ``model`` when it is a *.pt"
     )
-    pool: int = Field(default=2000, ge=1, description="no-change chips rendered and scored")
+    pool: int = Field(default=2000, ge=0, description="synthetic no-change chips scored")
+    real_pool: int = Field(
+        default=0,
+        ge=0,
+        description="real no-change chips scored: training drone mosaics (data.fairdrone.prepared) "
+        "against a satellite-like degraded copy",
+    )
     conf: float = Field(default=0.3, gt=0, lt=1, description="keep chips scoring at least this")
     repeat: int = Field(default=2, ge=1, le=8, description="training copies of each kept chip")
     val_fraction: float = Field(default=0.15, ge=0, lt=1)

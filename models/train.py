@@ -177,7 +177,8 @@ def build_hard_negatives(cfg: TrainConfig, root: Path, workers: int) -> Path:
     spec = HardNegativeSpec(
         pool=hn.pool, conf=hn.conf, repeat=hn.repeat, val_fraction=hn.val_fraction,
         size_px=cfg.imgsz, working_gsd=cfg.working_gsd_m, gsd_range=cfg.data.synthetic.gsd_range,
-        seed=cfg.seed, renderer=hn.renderer,
+        seed=cfg.seed, renderer=hn.renderer, real_pool=hn.real_pool,
+        prepared=str(cfg.data.fairdrone.prepared) if hn.real_pool else None,
     )  # fmt: skip
     return mine_hard_negatives(
         root, spec, lambda chips: detector.predict(chips, conf=hn.conf), workers

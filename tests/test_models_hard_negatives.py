@@ -157,3 +157,48 @@ def test_shipped_card_names_its_stage1_parent_by_hash():
         == read_card("models/weights/stage1/buildwatch-cd-yolo11n.yaml").baseline_radiometry
     )
     assert shipped.metrics["validation"]["hard_negatives"]["fire_rate"] < 0.5
+
+
+def test_train_command_reports_a_background_only_set(tmp_path, monkeypatch, capsys):
+    """The hard-negative set has no objects: train prints how many of its chips still fire."""
+    from types import SimpleNamespace
+
+    import models.train
+    from pipelines.cli import main
+
+    metrics = {
+        "synthetic": {"precision": 0.9, "recall": 0.8, "map50": 0.85},
+        "hard_negatives": {"chips": 23, "chips_firing": 4, "conf": 0.3, "fire_rate": 0.17},
+    }
+    done = SimpleNamespace(weights=tmp_path / "w.pt", card=tmp_path / "w.yaml", metrics=metrics)
+    monkeypatch.setattr(models.train, "train", lambda *a, **k: done)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert exc.value.code in (0, None)
+    assert "synthetic  P 0.900  R 0.800  mAP50 0.850" in out
+    assert "hard_negatives 4/23 chips fire at >= 0.3" in out
+
+
+def test_real_no_change_chips_are_mined_from_training_mosaics_only(tmp_path):
+    """real_pool: drone-mosaic windows against a degraded copy of themselves, scored together with
+    the synthetic pool; the kept ones are counted and named by source."""
+    from tests.test_models_datasets import _prepared
+
+    prep, _, _ = _prepared(tmp_path)
+    scores = [0.9, 0.0, 0.0] + [0.5, 0.0, 0.4, 0.0]  # 3 synthetic chips, then 4 real ones
+    model = _Scripted(scores)
+    mine_hard_negatives(tmp_path / "hn", _spec(pool=3, real_pool=4, prepared=str(prep)), model)
+    report = json.loads((tmp_path / "hn" / "mining.json").read_text())
+    assert report["pool"] == 7 and report["kept"] == 3
+    assert report["kept_by_source"] == {"synthetic": 1, "real": 2}
+    train = sorted(p.stem for p in (tmp_path / "hn" / "images" / "train").glob("*.tif"))
+    assert sum(s.startswith("hn_real_") for s in train) == 4  # 2 kept x repeat 2
+    for chip in model.seen[3:]:  # real no-change: the same scene on both dates, degraded before
+        flight, before = chip[..., :3].astype(float), chip[..., 3:].astype(float)
+        assert np.corrcoef(flight.ravel(), before.ravel())[0, 1] > 0.5
+        assert not np.array_equal(flight, before)
+    with pytest.raises(ConfigError, match="real_pool needs data.fairdrone.prepared"):
+        mine_hard_negatives(tmp_path / "x", _spec(pool=0, real_pool=2), _Scripted([0, 0]))
+    with pytest.raises(ConfigError, match="both 0"):
+        mine_hard_negatives(tmp_path / "y", _spec(pool=0), _Scripted([]))

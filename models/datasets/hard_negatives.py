@@ -8,6 +8,12 @@ file (a background image), ``repeat`` times under distinct dihedral transforms, 
 training run sees exactly the scenes the model gets wrong. A ``val_fraction`` of the kept chips
 goes to the ``val`` split (kept apart from the training copies), so validation measures them.
 
+With ``real_pool`` (and a ``prepared`` fair-drone folder) the pool also holds *real* no-change
+chips: windows of the training drone mosaics (never the held-out ones) against a copy degraded
+like a satellite or aerial baseline (:mod:`models.datasets.fairdrone` with every chip unchanged).
+Synthetic hard negatives alone taught the weights to ignore synthetic season change but made them
+fire more on real degraded self-pairs (model card, stage 3), so both sources are mined together.
+
 The pool is seeded apart from the training chips (``seed`` is offset by :data:`POOL_SEED_OFFSET`)
 and is deleted once scored; only the kept chips stay.
 
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from geo.errors import ConfigError
 from models.datasets.realism import dihedral
 from models.datasets.synthetic import Renderer, SyntheticSpec, build_synthetic
 from models.datasets.writer import read_chip, write_chip, write_data_yaml
@@ -55,6 +62,8 @@ class HardNegativeSpec:
     gsd_range: tuple[float, float] = (0.12, 0.35)
     seed: int = 0
     renderer: Renderer = "geo"
+    real_pool: int = 0
+    prepared: str | None = None
 
 
 def _max_scores(predict: Predict, files: list[Path], batch: int = 32) -> list[float]:
@@ -65,6 +74,15 @@ def _max_scores(predict: Predict, files: list[Path], batch: int = 32) -> list[fl
             s = np.asarray(cand.score)
             scores.append(float(s.max()) if s.size else 0.0)
     return scores
+
+
+def _source(chip: Path) -> str:
+    """Which pool a scored chip came from (``_pool/real/...`` or ``_pool/syn/...``)."""
+    return "real" if chip.parents[2].name == "real" else "synthetic"
+
+
+def _tag(chip: Path) -> str:
+    return "real_" if _source(chip) == "real" else ""
 
 
 def mine_hard_negatives(
@@ -81,20 +99,42 @@ def mine_hard_negatives(
     pool_root = root / "_pool"
     if pool_root.exists():
         shutil.rmtree(pool_root)
+    if spec.pool + spec.real_pool < 1:
+        raise ConfigError("data.hard_negatives: pool and real_pool are both 0; nothing to mine")
+    if spec.real_pool and not spec.prepared:
+        raise ConfigError(
+            "data.hard_negatives.real_pool needs data.fairdrone.prepared (a prepared fair-drone "
+            "folder: buildwatch build-dataset fairdrone-prepare)"
+        )
     t0 = time.monotonic()
-    pool_spec = SyntheticSpec(
-        n_train=spec.pool,
-        n_val=0,
-        size_px=spec.size_px,
-        working_gsd=spec.working_gsd,
-        gsd_range=spec.gsd_range,
-        no_change_fraction=1.0,
-        seed=spec.seed + POOL_SEED_OFFSET,
-        renderer=spec.renderer,
-    )
-    build_synthetic(pool_root, pool_spec, workers)
+    files: list[Path] = []
+    if spec.pool:
+        pool_spec = SyntheticSpec(
+            n_train=spec.pool,
+            n_val=0,
+            size_px=spec.size_px,
+            working_gsd=spec.working_gsd,
+            gsd_range=spec.gsd_range,
+            no_change_fraction=1.0,
+            seed=spec.seed + POOL_SEED_OFFSET,
+            renderer=spec.renderer,
+        )
+        build_synthetic(pool_root / "syn", pool_spec, workers)
+        files += sorted((pool_root / "syn" / "images" / "train").glob("*.tif"))
+    if spec.real_pool:
+        from models.datasets.fairdrone import FairDroneSpec, build_fairdrone
+
+        real_spec = FairDroneSpec(
+            n_train=spec.real_pool,
+            n_val=0,
+            size_px=spec.size_px,
+            working_gsd=spec.working_gsd,
+            no_change_fraction=1.0,
+            seed=spec.seed + POOL_SEED_OFFSET,
+        )
+        build_fairdrone(str(spec.prepared), pool_root / "real", real_spec, workers)
+        files += sorted((pool_root / "real" / "images" / "train").glob("*.tif"))
     t_render = time.monotonic() - t0
-    files = sorted((pool_root / "images" / "train").glob("*.tif"))
     scores = _max_scores(predict, files)
     kept = [(f, s) for f, s in zip(files, scores, strict=True) if s >= spec.conf]
     rng = np.random.default_rng([spec.seed, POOL_SEED_OFFSET])
@@ -109,13 +149,16 @@ def mine_hard_negatives(
             flight, baseline, _boxes = dihedral(
                 chip[:, :, :3], chip[:, :, 3:], [], k % 4, bool(k // 4 % 2)
             )
-            write_chip(root, split, f"hn_{f.stem}_{k}", flight, baseline, [])
+            write_chip(root, split, f"hn_{_tag(f)}{f.stem}_{k}", flight, baseline, [])
             written[split] += 1
     shutil.rmtree(pool_root, ignore_errors=True)
     report = {
         "spec": asdict(spec),
         "pool": len(files),
         "kept": len(kept),
+        "kept_by_source": {
+            src: sum(1 for f, _ in kept if _source(f) == src) for src in ("synthetic", "real")
+        },
         "kept_fraction": round(len(kept) / max(1, len(files)), 4),
         "written": written,
         "render_seconds": round(t_render, 1),

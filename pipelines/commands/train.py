@@ -79,6 +79,9 @@ def train_command(
     click.echo(f"weights: {result.weights}")
     click.echo(f"card:    {result.card}")
     for name, m in result.metrics.items():
+        if "precision" not in m:  # a background-only set (hard negatives): chips still firing
+            click.echo(f"{name:10s} {m['chips_firing']}/{m['chips']} chips fire at >= {m['conf']}")
+            continue
         click.echo(
             f"{name:10s} P {m['precision']:.3f}  R {m['recall']:.3f}  mAP50 {m['map50']:.3f}"
         )
