@@ -133,6 +133,24 @@ def score(runs: list[Run], t: float) -> dict[str, Any]:
     return out
 
 
+def markdown_row(label: str, row: dict[str, Any]) -> str:
+    """One line of the model card's "Measured through the product" table."""
+
+    def found(r: dict[str, Any] | None, rate: bool) -> str:
+        if not r:
+            return "–"
+        text = f"{r['f1']:.2f} ({r['tp']}/{r['fp']}/{r['fn']})"
+        return text + (f" · {r['false_per_km2']}" if rate else "") + f" · {r['area_ratio']}"
+
+    def quiet(r: dict[str, Any] | None) -> str:
+        return f"{r['false_per_km2']} ({r['fp']})" if r else "–"
+
+    cells = [label, str(row["min_score"]), found(row.get("synthetic"), False),
+             found(row.get("whu"), True), found(row.get("dsifn"), True),
+             quiet(row.get("nochange_syn")), quiet(row.get("nochange_real"))]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", nargs="+", default=[None])
@@ -142,6 +160,8 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+",
                     default=["synthetic", "whu", "dsifn", "nochange-syn", "nochange-real"])  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--markdown", metavar="LABEL", default=None,
+                    help="also print each row as a line of the model card's table, labelled")  # fmt: skip
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from models.detector import ChangeDetector
@@ -177,6 +197,8 @@ def main() -> None:
             row.update({name: score(r, cut) for name, r in runs.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
+            if args.markdown:
+                print(markdown_row(args.markdown, row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -139,6 +139,29 @@ def test_shipped_configs_validate():
     assert load_config("models/configs/gpu.yaml").data.fairdrone.enabled
 
 
+def test_every_training_config_validates_and_names_existing_weights():
+    from pathlib import Path
+
+    paths = sorted(Path("models/configs").glob("*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        cfg = load_config(path)
+        for start in (cfg.model, cfg.train_args.get("pretrained")):
+            if start and str(start).endswith(".pt"):
+                assert Path(start).is_file(), f"{path}: {start} is not in the repository"
+
+
+@pytest.mark.parametrize("name,source", [("ablate_no_synthetic", "synthetic"),
+                                         ("ablate_no_fairdrone", "fairdrone")])  # fmt: skip
+def test_an_ablation_is_stage_1_with_one_source_left_out(name, source):
+    stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
+    ablation = load_config(f"models/configs/{name}.yaml").model_dump()
+    assert stage1["data"][source]["enabled"] and not ablation["data"][source]["enabled"]
+    ablation["data"][source]["enabled"] = True
+    assert ablation.pop("out") != stage1.pop("out")  # its own run folder
+    assert ablation == stage1  # nothing else differs: the table compares like with like
+
+
 def test_evaluate_cli_on_image_pairs_and_flight(trained, tmp_path):
     import cv2
     import geopandas as gpd
