@@ -151,13 +151,21 @@ def test_every_training_config_validates_and_names_existing_weights():
                 assert Path(start).is_file(), f"{path}: {start} is not in the repository"
 
 
-@pytest.mark.parametrize("name,source", [("ablate_no_synthetic", "synthetic"),
-                                         ("ablate_no_fairdrone", "fairdrone")])  # fmt: skip
-def test_an_ablation_is_stage_1_with_one_source_left_out(name, source):
+@pytest.mark.parametrize(
+    "name,left_out",
+    [
+        ("ablate_no_synthetic", ["synthetic.enabled"]),
+        ("ablate_no_fairdrone", ["fairdrone.enabled"]),
+        ("ablate_removed_only", ["fairdrone.estate_fraction", "fairdrone.paste_fraction"]),
+    ],
+)
+def test_an_ablation_is_stage_1_with_one_source_left_out(name, left_out):
     stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
     ablation = load_config(f"models/configs/{name}.yaml").model_dump()
-    assert stage1["data"][source]["enabled"] and not ablation["data"][source]["enabled"]
-    ablation["data"][source]["enabled"] = True
+    for key in left_out:
+        section, field = key.split(".")
+        assert stage1["data"][section][field] and not ablation["data"][section][field], key
+        ablation["data"][section][field] = stage1["data"][section][field]
     assert ablation.pop("out") != stage1.pop("out")  # its own run folder
     assert ablation == stage1  # nothing else differs: the table compares like with like
 
