@@ -111,6 +111,12 @@ class DataConfig(_Strict):
     workers: int = Field(
         default=0, ge=0, description="processes for chip generation; 0 = all cores"
     )
+    chips_dir: str | None = Field(
+        default=None,
+        description="a chip store shared between runs: each seeded chip set (synthetic, "
+        "fair-drone) in a subfolder named by its source and the hash of its spec, built once and "
+        "reused by every run that asks for the same chips; default: each run's own <out>/data",
+    )
 
 
 class TrainConfig(_Strict):

@@ -1,15 +1,18 @@
 """Train the change detector from a :class:`models.config.TrainConfig`: data, fit, validate, card.
 
-:func:`train` builds each enabled dataset under ``out/data/<builder>``, trains ultralytics YOLO on
-all of them together (seeded, device auto, ``amp=False``, ``plots=False``), validates the best
-weights on each builder's validation split separately, then writes ``out/<name>.pt`` and the
-model card ``out/<name>.yaml`` beside it.
+:func:`train` builds each enabled dataset under ``out/data/<builder>`` (or once, in a chip store
+shared between runs: ``data.chips_dir``), trains ultralytics YOLO on all of them together (seeded,
+device auto, ``amp=False``, ``plots=False``), validates the best weights on each builder's
+validation split separately, then writes ``out/<name>.pt`` and the model card ``out/<name>.yaml``
+beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -71,10 +74,10 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
             seed=cfg.seed if syn.seed is None else syn.seed,
             renderer=syn.renderer,
         )
+        syn_dir = _chip_folder(cfg, root, "synthetic", spec)
         out["synthetic"] = _reuse_or_build(
-            root / "synthetic", spec,
-            lambda: build_synthetic(root / "synthetic", spec, workers, syn.time_budget_s),
-        )  # fmt: skip
+            syn_dir, spec, lambda: build_synthetic(syn_dir, spec, workers, syn.time_budget_s)
+        )
     fd = cfg.data.fairdrone
     if fd.enabled and fd.n_train + fd.n_val:
         prepared = Path(fd.prepared)
@@ -97,10 +100,10 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 other_sun=fd.other_sun,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
+            fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)
             out["fairdrone"] = _reuse_or_build(
-                root / "fairdrone", spec_fd,
-                lambda: build_fairdrone(prepared, root / "fairdrone", spec_fd, workers),
-            )  # fmt: skip
+                fd_dir, spec_fd, lambda: build_fairdrone(prepared, fd_dir, spec_fd, workers)
+            )
         elif fd.required:
             raise InputFileError(
                 f"{prepared}: no prepared fair-drone mosaics and no source at {fd.source}; "
@@ -117,23 +120,42 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
     return out
 
 
+def _spec_json(spec: Any) -> str:
+    return json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
+
+
+def _chip_folder(cfg: TrainConfig, root: Path, source: str, spec: Any) -> Path:
+    """Where ``source``'s chips of ``spec`` live: the run's ``root/<source>``, or, with
+    ``data.chips_dir``, the shared store's ``<source>-<hash of the spec>`` (so runs that differ
+    only in the model or the optimiser train on one copy of the same chips)."""
+    if not cfg.data.chips_dir:
+        return root / source
+    digest = hashlib.sha256(_spec_json(spec).encode()).hexdigest()[:12]
+    return Path(cfg.data.chips_dir).resolve() / f"{source}-{digest}"
+
+
 def _reuse_or_build(root: Path, spec: Any, build: Callable[[], Path]) -> Path:
     """``root/data.yaml`` when ``root`` already holds the chips of exactly ``spec``, else build.
 
     The chips are seeded, so the same spec gives the same chips: a rerun of a stopped training
     (or one with other training settings) need not render them again. The spec is recorded in
-    ``root/spec.json`` after a complete build; a partial build has none and is rebuilt.
+    ``root/spec.json`` after a complete build; a partial build has none and is rebuilt. The check
+    and the build hold an exclusive lock (``<root>.lock``), so two runs sharing a chip store
+    build a set once: the second waits and then reuses it.
     """
-    record = root / "spec.json"
-    wanted = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
-    data_yaml = root / "data.yaml"
-    if record.is_file() and data_yaml.is_file() and record.read_text() == wanted:
-        log.info("%s: chips already built for this spec; reused", root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = root / "spec.json"
+        wanted = _spec_json(spec)
+        data_yaml = root / "data.yaml"
+        if record.is_file() and data_yaml.is_file() and record.read_text() == wanted:
+            log.info("%s: chips already built for this spec; reused", root)
+            return data_yaml
+        record.unlink(missing_ok=True)
+        data_yaml = build()
+        write_text_atomic(record, wanted)
         return data_yaml
-    record.unlink(missing_ok=True)
-    data_yaml = build()
-    write_text_atomic(record, wanted)
-    return data_yaml
 
 
 def build_labelled_pairs(cfg: TrainConfig, root: Path) -> Path:
@@ -203,8 +225,11 @@ def _combined_yaml(datasets: dict[str, Path], root: Path) -> Path:
         )
     data = {"path": str(root.resolve()), "train": trains, "val": vals, "channels": 6,
             "names": dict(enumerate(CLASS_NAMES))}  # fmt: skip
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "data.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+    sources = {name: str(p.resolve()) for name, p in datasets.items()}
+    write_text_atomic(root / "sources.json", json.dumps(sources, indent=1))
     return path
 
 
@@ -231,7 +256,18 @@ def _metrics(model: Any, data_yaml: Path, cfg: TrainConfig, device: str, project
 
 
 def _built_datasets(root: Path) -> dict[str, Path]:
-    """The datasets an earlier run built under ``root`` (builder name -> data.yaml)."""
+    """The datasets an earlier run trained on (builder name -> data.yaml): those its
+    ``root/sources.json`` names (a shared chip store), else the ones built under ``root``."""
+    record = root / "sources.json"
+    if record.is_file():
+        found = {name: Path(p) for name, p in json.loads(record.read_text()).items()}
+        missing = [str(p) for p in found.values() if not p.is_file()]
+        if missing:
+            raise ConfigError(
+                f"{record}: the run's chips are gone ({missing[0]}); start the run again "
+                "without --resume to rebuild them"
+            )
+        return found
     return {p.parent.name: p for p in sorted(root.glob("*/data.yaml"))}
 
 

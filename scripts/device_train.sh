@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The ONE GPU training run of the shipped detector (see scripts/DEVICE_CALL.md for the call).
+# The GPU training runs of the detector (see scripts/DEVICE_CALL.md for the calls).
 #
 # On the GPU machine: installs the carried wheels (.whl/) into /tmp/site, renders the synthetic
 # chips and the fair-drone pseudo pairs (from the carried .device/fairdrone/) with 16 processes,
-# trains yolo11n (6 channels, 512 px) under a hard time cap, validates on each validation set and
-# copies to $OUT: the weights, the model card (with metrics), results.csv and the log.
+# trains each config in turn under a hard time cap, validates on each validation set and copies to
+# $OUT: per run the weights, the model card (with metrics), <name>.results.csv, and the log.
 #
-# Another training config: TRAIN_CONFIG=models/configs/gpu_finetune.yaml (the second stage of the
-# shipped weights); TRAIN_LIMIT_S caps training, CALL_LIMIT_S the whole call.
+# TRAIN_CONFIG=models/configs/gpu_finetune.yaml trains another config; TRAIN_CONFIGS="a.yaml b.yaml"
+# several in one call, on one chip store (the size comparison: gpu_seg_n/s/m.yaml);
+# TRAIN_LIMIT_S caps each training, CALL_LIMIT_S the whole call.
 #
 # Locally (a dry run that proves the GPU run works; tiny sizes, CPU, the .venv, no pip):
 #   DEVICE_TINY=1 OUT=/tmp/x bash scripts/device_train.sh
+#   DEVICE_TINY=1 OUT=/tmp/x TRAIN_CONFIGS="models/configs/gpu_seg_n.yaml models/configs/gpu_seg_s.yaml" bash scripts/device_train.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/buildwatch-device-out}
 RUN=${RUN:-/tmp/bw-run}
@@ -57,30 +59,51 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torc
       "ultralytics", ultralytics.__version__, "pydantic", pydantic.__version__, "cv2", cv2.__version__,
       "cpus", os.cpu_count())
 PYEOF
-ls .device/fairdrone/*.json >/dev/null 2>&1 || { echo "missing .device/fairdrone (carry it)"; exit 1; }
+FAIRDRONE=${FAIRDRONE:-.device/fairdrone}  # prepared fair-drone mosaics (carried)
+ls "$FAIRDRONE"/*.json >/dev/null 2>&1 || { echo "missing $FAIRDRONE (carry it)"; exit 1; }
 
 stamp "training"
 export BW_REPRODUCE="${BW_REPRODUCE:-bash scripts/device_train.sh on one NVIDIA H200 (carry .whl and .device/fairdrone; see scripts/DEVICE_CALL.md)}"
-CONFIG=${TRAIN_CONFIG:-models/configs/gpu.yaml}
-timeout --signal=TERM "${TRAIN_LIMIT_S:-550}" $PY -m pipelines.cli -v train --config "$CONFIG" --out "$RUN" "${SETS[@]}"
-RC=$?
-stamp "train exited with $RC"
-NAME=$($PY -c "import sys, yaml;print(yaml.safe_load(open(sys.argv[1]))['name'])" "$CONFIG")
-cp "$RUN/$NAME.pt" "$RUN/$NAME.yaml" "$OUT/" 2>/dev/null || echo "no weights/card to copy"
-cp "$RUN/train/results.csv" "$OUT/results.csv" 2>/dev/null || true
-cp "$RUN/train/args.yaml" "$OUT/args.yaml" 2>/dev/null || true
-if [ ! -f "$OUT/$NAME.pt" ]; then  # cut short: keep what training saved
-  for w in best last; do
-    [ -f "$RUN/train/weights/$w.pt" ] && cp "$RUN/train/weights/$w.pt" "$OUT/$w.pt" && break
-  done
-fi
-# GPU inference benchmark on the fresh weights, only with the time left (the call ends at 600 s)
+# One config (TRAIN_CONFIG) or several in turn (TRAIN_CONFIGS="a.yaml b.yaml"; configs that share
+# data.chips_dir build their chips once). Each run is killed at TRAIN_LIMIT_S or when the call's
+# time (CALL_LIMIT_S) would run out, whichever comes first.
+read -r -a CONFIGS <<< "${TRAIN_CONFIGS:-${TRAIN_CONFIG:-models/configs/gpu.yaml}}"
+RC=0
+LAST_WEIGHTS=""
+for CONFIG in "${CONFIGS[@]}"; do
+  LEFT=$(( ${CALL_LIMIT_S:-585} - ($(date +%s) - T0) - 15 ))
+  LIMIT=${TRAIN_LIMIT_S:-550}
+  [ "$LEFT" -lt "$LIMIT" ] && LIMIT=$LEFT
+  if [ "$LIMIT" -lt 30 ]; then stamp "no time left for $CONFIG; skipped"; RC=1; continue; fi
+  NAME=$($PY -c "import sys, yaml;print(yaml.safe_load(open(sys.argv[1]))['name'])" "$CONFIG")
+  RUN_C="$RUN/$NAME"
+  stamp "training $CONFIG (at most ${LIMIT} s)"
+  timeout --signal=TERM "$LIMIT" $PY -m pipelines.cli -v train --config "$CONFIG" --out "$RUN_C" \
+    --set "data.chips_dir=$RUN/chips" --set "data.fairdrone.prepared=$FAIRDRONE" "${SETS[@]}"
+  RC_C=$?
+  stamp "train $NAME exited with $RC_C"
+  [ "$RC_C" -ne 0 ] && RC=$RC_C
+  cp "$RUN_C/$NAME.pt" "$RUN_C/$NAME.yaml" "$OUT/" 2>/dev/null || echo "no weights/card to copy for $NAME"
+  cp "$RUN_C/train/results.csv" "$OUT/$NAME.results.csv" 2>/dev/null || true
+  cp "$RUN_C/train/args.yaml" "$OUT/$NAME.args.yaml" 2>/dev/null || true
+  if [ -f "$OUT/$NAME.pt" ]; then
+    LAST_WEIGHTS="$OUT/$NAME.pt"
+  else  # cut short: keep what training saved
+    for w in best last; do
+      [ -f "$RUN_C/train/weights/$w.pt" ] && cp "$RUN_C/train/weights/$w.pt" "$OUT/$NAME.$w.pt" && break
+    done
+  fi
+done
+# GPU inference benchmark on the last fresh weights, only with the time left (the call ends at 600 s)
 LEFT=$(( ${CALL_LIMIT_S:-585} - ($(date +%s) - T0) ))
-if [ -z "${DEVICE_TINY:-}" ] && [ -f "$OUT/$NAME.pt" ] && [ "$LEFT" -gt 45 ]; then
+if [ -z "${DEVICE_TINY:-}" ] && [ -n "$LAST_WEIGHTS" ] && [ "$LEFT" -gt 45 ]; then
   stamp "gpu inference benchmark (${LEFT} s left)"
-  timeout $(( LEFT - 5 )) $PY benchmarks/gpu_inference.py --weights "$OUT/$NAME.pt" --tiles 256 \
+  timeout $(( LEFT - 5 )) $PY benchmarks/gpu_inference.py --weights "$LAST_WEIGHTS" --tiles 256 \
     || echo "gpu benchmark did not finish"
 fi
+# only 64 MiB travel back per call: say so here rather than lose the outputs there
+SIZE_MB=$(du -sm "$OUT" | cut -f1)
+[ "$SIZE_MB" -gt 60 ] && echo "WARNING: $OUT holds ${SIZE_MB} MB; more than a call carries back (64 MiB)"
 stamp "done; outputs:"
 ls -la "$OUT"
 exit $RC

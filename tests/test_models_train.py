@@ -311,3 +311,50 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
     assert exit_info.value.code == 0
     assert len(results.read_text().splitlines()) - 1 == epochs  # every epoch once, none repeated
     assert (out / "tiny-cd.pt").is_file() and (out / "tiny-cd.yaml").is_file()
+
+
+def test_runs_sharing_a_chip_store_build_each_chip_set_once(tmp_path, monkeypatch):
+    """``data.chips_dir``: runs that differ only in model or optimiser train on one copy of the
+    same seeded chips, built once even when two runs start together; another seed is another set;
+    a resumed run finds its chips through ``sources.json`` and says so when they are gone."""
+    import shutil
+    import threading
+
+    import models.datasets.synthetic as synthetic
+    from models.train import _built_datasets, _combined_yaml, build_datasets
+
+    real_build, calls = synthetic.build_synthetic, []
+
+    def counting_build(root, spec, *args, **kwargs):
+        calls.append(spec.seed)
+        return real_build(root, spec, *args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "build_synthetic", counting_build)
+    store = tmp_path / "store"
+    sets = [f"data.chips_dir={store}", "data.synthetic.n_train=3", "data.synthetic.n_val=1"]
+    run_a = load_config("models/configs/tiny.yaml", sets)
+    run_b = load_config("models/configs/tiny.yaml", [*sets, "model=yolo11n-seg.yaml",
+                                                     "train_args={optimizer: AdamW}"])  # fmt: skip
+    found: dict[str, dict] = {}
+    threads = [threading.Thread(target=lambda n, c: found.update({n: build_datasets(c, tmp_path / n / "data")}),
+                                args=(n, c)) for n, c in (("a", run_a), ("b", run_b))]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [0]  # one build for both runs
+    (folder,) = [p for p in store.iterdir() if p.is_dir()]
+    assert folder.name.startswith("synthetic-")
+    assert found["a"]["synthetic"] == found["b"]["synthetic"] == folder / "data.yaml"
+    assert len(list((folder / "images" / "train").glob("*.tif"))) == 3
+    assert not (tmp_path / "a" / "data" / "synthetic").exists()  # nothing copied into the run
+
+    other_seed = load_config("models/configs/tiny.yaml", [*sets, "seed=5"])
+    build_datasets(other_seed, tmp_path / "c" / "data")
+    assert calls == [0, 5] and len([p for p in store.iterdir() if p.is_dir()]) == 2
+
+    _combined_yaml(found["a"], tmp_path / "a" / "data")
+    assert _built_datasets(tmp_path / "a" / "data") == {"synthetic": folder / "data.yaml"}
+    shutil.rmtree(folder)
+    with pytest.raises(ConfigError, match=r"sources\.json: the run's chips are gone"):
+        _built_datasets(tmp_path / "a" / "data")
