@@ -2,6 +2,7 @@
 
     python benchmarks/bench_detector_sets.py --weights A.pt [B.pt ...] [--min-score 0.4 0.5]
         [--gsd 0.2] [--sets synthetic whu dsifn nochange-syn nochange-real] [--json out.json]
+        [--consensus]
 
 For each weights file and ``min_score`` (both classes), everything runs through
 ``pipelines.detect.detect_leads`` with the default config otherwise, objects matched at IoU >= 0.25:
@@ -157,6 +158,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=float, nargs="+", default=[None])
     ap.add_argument("--gsd", type=float, default=None)
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--consensus", action="store_true",
+                    help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
     ap.add_argument("--sets", nargs="+",
                     default=["synthetic", "whu", "dsifn", "nochange-syn", "nochange-real"])  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
@@ -170,6 +173,12 @@ def main() -> None:
     thresholds = sorted(t for t in args.min_score if t is not None) or [None]
     for weights in args.weights:
         det = ChangeDetector.load(weights, device="cpu", backend=args.backend)
+        if args.consensus:
+            from models.consensus import ScaleConsensus
+            from pipelines.config import ConsensusConfig
+
+            c = ConsensusConfig(enabled=True)
+            det = ScaleConsensus(det, c.scale, c.min_score, c.min_overlap)
         raw: dict[str, Any] = {}
         if thresholds[0] is not None:  # one run at the lowest threshold; the others filter it
             low = thresholds[0]
@@ -193,7 +202,8 @@ def main() -> None:
         for t in thresholds:
             cut = t if t is not None else 0.0
             row: dict[str, Any] = {"weights": str(weights or "shipped"), "min_score": t,
-                                   "gsd": args.gsd, "seconds": seconds}  # fmt: skip
+                                   "gsd": args.gsd, "consensus": args.consensus,
+                                   "seconds": seconds}  # fmt: skip
             row.update({name: score(r, cut) for name, r in runs.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)

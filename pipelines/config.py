@@ -57,6 +57,23 @@ class _Permissive(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class ConsensusConfig(_Strict):
+    """Scale consensus (:mod:`models.consensus`): a candidate stands only where the same tile
+    seen coarser also finds one. Off by default; measured on the model card."""
+
+    enabled: bool = False
+    scale: float = Field(
+        2 / 3,
+        gt=0,
+        lt=1,
+        description="the coarse look: tile size x this (2/3: 0.2 m seen as 0.3 m)",
+    )
+    min_score: float = Field(0.1, ge=0, le=1, description="score a coarse candidate needs")
+    min_overlap: float = Field(
+        0.3, gt=0, le=1, description="share of the smaller of the two outlines that must overlap"
+    )
+
+
 class DetectorConfig(_Strict):
     """Which model to run and where."""
 
@@ -68,6 +85,7 @@ class DetectorConfig(_Strict):
     precision: Literal["auto", "f32"] = Field(
         "auto", description="OpenVINO CPU arithmetic: auto (bf16 where the CPU has it) or f32"
     )
+    consensus: ConsensusConfig = ConsensusConfig()
 
 
 class TilingConfig(_Strict):

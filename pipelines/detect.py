@@ -132,13 +132,19 @@ def load_detector(config: BuildwatchConfig) -> Any:
     weights = config.detector.weights
     if weights is not None and not Path(weights).is_file():
         raise ModelError(f"{weights}: weights file not found; pass --weights with an existing file")
-    return ChangeDetector.load(
+    detector = ChangeDetector.load(
         weights=weights,
         device=config.detector.device,
         backend=config.detector.backend,
         batch=config.detector.batch,
         precision=config.detector.precision,
     )
+    c = config.detector.consensus
+    if not c.enabled:
+        return detector
+    from models.consensus import ScaleConsensus
+
+    return ScaleConsensus(detector, c.scale, c.min_score, c.min_overlap)
 
 
 def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
@@ -149,8 +155,12 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
         if not digest and weights is not None and Path(weights).is_file():
             digest = file_sha256(weights)
         overlap = getattr(card, "overlap_px", None)
+        name = str(getattr(card, "name", "detector"))
+        consensus = getattr(predict, "consensus", None)
+        if isinstance(consensus, dict):  # models.consensus.ScaleConsensus: say so in provenance
+            name += "+consensus(" + ",".join(f"{k}={v:g}" for k, v in consensus.items()) + ")"
         info = ModelInfo(
-            name=str(getattr(card, "name", "detector")),
+            name=name,
             sha256=digest[:16],
             working_gsd_m=getattr(card, "working_gsd_m", None),
             imgsz=getattr(card, "imgsz", None),

@@ -253,10 +253,13 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
               help="Chip seed (apart from every training seed).")  # fmt: skip
 @click.option("--max-false-per-km2", "max_false", default=1.0, show_default=True,
               help="Cap on false leads per km² of no-change chips the threshold must keep.")  # fmt: skip
+@click.option("--consensus", is_flag=True,
+              help="Calibrate the detector with scale consensus on (detector.consensus defaults); "
+                   "shown, never written to the card.")  # fmt: skip
 @click.option("--write", is_flag=True, help="Record the curve and thresholds in the model card.")
 def calibrate_command(
     weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
-    n_synthetic: int, prepared: Path, seed: int, max_false: float, write: bool,
+    n_synthetic: int, prepared: Path, seed: int, max_false: float, consensus: bool, write: bool,
 ) -> None:  # fmt: skip
     """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
 
@@ -289,7 +292,19 @@ def calibrate_command(
                                 seed=seed, renderer="mixed")  # fmt: skip
             build_synthetic(out / "synthetic", syn, os.cpu_count() or 1)
             dirs.append(out / "synthetic" / "images" / "val")
-    cal = calibrate(det, dirs, gsd=float(det.card.working_gsd_m), max_false_per_km2=max_false)
+    if consensus and write:
+        raise click.UsageError(
+            "--consensus with --write: the card's thresholds are those of the plain detector; "
+            "drop --write to see the curve with scale consensus"
+        )
+    run: Any = det
+    if consensus:
+        from models.consensus import ScaleConsensus
+        from pipelines.config import ConsensusConfig
+
+        c = ConsensusConfig(enabled=True)
+        run = ScaleConsensus(det, c.scale, c.min_score, c.min_overlap)
+    cal = calibrate(run, dirs, gsd=float(det.card.working_gsd_m), max_false_per_km2=max_false)
     click.echo(cal.table())
     click.echo("min_score: " + ", ".join(f"{c} {t:.2f}" for c, t in cal.min_score.items()))
     if write:

@@ -93,7 +93,8 @@ class BuildwatchBackend:
             return f"stand-in callback {self.predict} (not model output)"
         runtime = getattr(getattr(det, "backend", None), "name", "?")
         digest = str(getattr(card, "sha256", "") or "")[:12]
-        return f"{card.name} ({runtime}{', ' + digest if digest else ''})"
+        extra = ", scale consensus" if isinstance(getattr(det, "consensus", None), dict) else ""
+        return f"{card.name} ({runtime}{', ' + digest if digest else ''}{extra})"
 
     def _model_info(self) -> Any:
         from pipelines.detect import ModelInfo
