@@ -367,3 +367,33 @@ def test_a_detector_object_sets_tiling_from_its_card_and_provenance(tmp_path, mo
     assert set(res.leads["model_sha256"]) == {
         hashlib.sha256(b"not really weights").hexdigest()[:16]
     }
+
+
+def test_scale_consensus_runs_through_the_pipeline_and_is_named_in_provenance(
+    tmp_path, monkeypatch
+):
+    """The consensus wrapper is a detector like any other: tiles at the card's grid, a second
+    look only at tiles with candidates, and leads that say the consensus was on."""
+    from types import SimpleNamespace
+
+    from models.consensus import ScaleConsensus
+
+    monkeypatch.setattr(detect_mod, "_open_pair", stand_in_open_pair)
+    shapes = []
+
+    class FakeDetector:
+        card = SimpleNamespace(name="fake-cd", sha256="cd" * 32, working_gsd_m=0.2, imgsz=128,
+                               overlap_px=32)  # fmt: skip
+
+        def predict(self, images, conf=0.25):
+            shapes.extend(img.shape[0] for img in images)
+            return oracle_predict(images)
+
+    flight, baseline = write_pair(tmp_path, STRUCTURES[:2])
+    res = detect_leads(flight, baseline, predict=ScaleConsensus(FakeDetector()))
+    assert len(res.leads) == 2  # real structures are seen at both scales
+    assert set(res.leads["model_name"]) == {
+        "fake-cd+consensus(scale=0.6667,min_score=0.1,min_overlap=0.3)"
+    }
+    assert 128 in shapes and 85 in shapes  # full tiles and their 2/3 looks
+    assert shapes.count(85) < shapes.count(128)  # tiles with nothing are not looked at twice
