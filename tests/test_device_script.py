@@ -30,7 +30,7 @@ def test_one_call_trains_two_sizes_on_one_chip_store(tmp_path):
            "PY": sys.executable, "TRAIN_CONFIGS": " ".join(configs),
            "FAIRDRONE": str(tmp_path / "fairdrone")}  # fmt: skip
     proc = subprocess.run(["bash", "scripts/device_train.sh"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=1500)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for size in "ns":
         name = f"buildwatch-cd-yolo11{size}-seg"
