@@ -20,7 +20,7 @@ benchmarks/bench_real_pairs.py --label before``):
   false.
 
 ``--weights`` measures other weights, ``--gsd`` another working GSD (tiling.gsd), ``--min-score``
-another lead threshold (both classes).
+another lead threshold (both classes), ``--consensus`` the detector with scale consensus on.
 
 Validation only: nothing here is trained on. Skips (with a line) what is absent.
 """
@@ -173,6 +173,8 @@ def main() -> None:
     ap.add_argument("--gsd", type=float, default=None, help="working GSD (tiling.gsd)")
     ap.add_argument("--min-score", type=float, default=None, help="lead threshold, both classes")
     ap.add_argument("--only", choices=["change", "no_change"], default=None)
+    ap.add_argument("--consensus", action="store_true",
+                    help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from models.detector import ChangeDetector
@@ -186,6 +188,12 @@ def main() -> None:
                                         "construction": args.min_score}}  # fmt: skip
     config = BuildwatchConfig.model_validate(raw)
     det = ChangeDetector.load(args.weights, device="cpu")
+    if args.consensus:
+        from models.consensus import ScaleConsensus
+        from pipelines.config import ConsensusConfig
+
+        c = ConsensusConfig(enabled=True)
+        det = ScaleConsensus(det, c.scale, c.min_score, c.min_overlap)
     result: dict = {}
     if args.only != "no_change":
         print(f"== {args.label}: change pairs (WHU-CD, DSIFN-CD) through detect_leads")
