@@ -157,6 +157,7 @@ def test_every_training_config_validates_and_names_existing_weights():
         ("ablate_no_synthetic", ["synthetic.enabled"]),
         ("ablate_no_fairdrone", ["fairdrone.enabled"]),
         ("ablate_removed_only", ["fairdrone.estate_fraction", "fairdrone.paste_fraction"]),
+        ("ablate_no_paste", ["fairdrone.paste_fraction"]),
     ],
 )
 def test_an_ablation_is_stage_1_with_one_source_left_out(name, left_out):
