@@ -42,12 +42,22 @@ def ensure_district(
     meta = out / "district.json"
     if meta.is_file():
         m = json.loads(meta.read_text(encoding="utf-8"))
-        if m.get("seed") == seed and m.get("changes", True) == changes:
+        if m.get("seed") == seed and m.get("changes", True) == changes and _alpha_ok(out):
             return out
     generate_district(
         out, seed, size_m, gsd, overwrite=True, changes=changes, days_before=days_before
     )
     return out
+
+
+def _alpha_ok(folder: Path) -> bool:
+    """A cached district whose flight lost its alpha flag (written before the writer checked it)
+    would count its no-data corner as compared imagery: such a folder is made again."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    with rasterio.open(folder / "flight.tif") as ds:
+        return ds.count == 4 and ds.colorinterp[3] == ColorInterp.alpha
 
 
 def _causes(leads: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> Counter[str]:

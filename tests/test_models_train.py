@@ -171,6 +171,23 @@ def test_an_ablation_is_stage_1_with_one_source_left_out(name, left_out):
     assert ablation == stage1  # nothing else differs: the table compares like with like
 
 
+def test_the_removed_building_ablation_gives_its_share_to_the_other_two_kinds():
+    """Removal is what is left after the estates and the pastes: this ablation leaves nothing
+    to it, and keeps the estates and pastes in stage 1's ratio."""
+    stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
+    ablation = load_config("models/configs/ablate_no_removed.yaml").model_dump()
+    fd1, fd = stage1["data"]["fairdrone"], ablation["data"]["fairdrone"]
+    assert fd1["estate_fraction"] + fd1["paste_fraction"] < 1  # stage 1 removes buildings
+    assert fd["estate_fraction"] + fd["paste_fraction"] == pytest.approx(1.0)  # this one never
+    assert fd["estate_fraction"] / fd["paste_fraction"] == pytest.approx(
+        fd1["estate_fraction"] / fd1["paste_fraction"]
+    )
+    for key in ("estate_fraction", "paste_fraction"):
+        fd[key] = fd1[key]
+    assert ablation.pop("out") != stage1.pop("out")
+    assert ablation == stage1
+
+
 def test_evaluate_cli_on_image_pairs_and_flight(trained, tmp_path):
     import cv2
     import geopandas as gpd

@@ -157,3 +157,48 @@ def test_nights(tmp_path):
     assert ids[0] & ids[2]
     dates = [json.loads(s.read_text())["date"] for s in p.sidecars]
     assert dates == sorted(dates) and len(set(dates)) == 3
+
+
+def _strip_alpha(path):
+    with rasterio.open(path, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:
+        ds.colorinterp = [ds.colorinterp[0], ds.colorinterp[1], ds.colorinterp[2],
+                          rasterio.enums.ColorInterp.undefined]  # fmt: skip
+
+
+def test_a_flight_written_without_its_alpha_flag_is_written_again(tmp_path, monkeypatch, caplog):
+    """Band 4 unflagged makes the no-data corner count as imagery (seen once on 800 m districts
+    under load): the writer checks the file it wrote and writes it again."""
+    from affine import Affine
+
+    from geo.synthetic import geotiff
+
+    real = geotiff.rio_copy
+    calls = []
+
+    def flaky(src, dst, **kw):
+        real(src, dst, **kw)
+        calls.append(dst)
+        if len(calls) == 1:
+            _strip_alpha(dst)
+
+    monkeypatch.setattr(geotiff, "rio_copy", flaky)
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    valid = np.ones((256, 256), bool)
+    valid[:, :64] = False
+    out = tmp_path / "f.tif"
+    tr = Affine(0.1, 0, 600000, 0, -0.1, 3270000)
+    with caplog.at_level("WARNING", logger="geo.synthetic.geotiff"):
+        geotiff.write_rgba_cog(out, rgb, valid, tr, 4544)
+    assert len(calls) == 2 and "without the alpha flag" in caplog.text
+    with rasterio.open(out) as ds:
+        assert ds.colorinterp[3].name == "alpha"
+        assert (ds.read_masks(1)[:, :64] == 0).all() and (ds.read_masks(1)[:, 64:] == 255).all()
+
+    def always(src, dst, **kw):
+        real(src, dst, **kw)
+        _strip_alpha(dst)
+
+    monkeypatch.setattr(geotiff, "rio_copy", always)
+    with pytest.raises(RuntimeError, match="without the alpha flag twice"):
+        geotiff.write_rgba_cog(tmp_path / "g.tif", rgb, valid, tr, 4544)

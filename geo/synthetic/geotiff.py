@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -21,6 +22,8 @@ __all__ = ["FLIGHT_EPSG", "BASELINE_EPSG", "write_rgba_cog", "write_baseline", "
 FLIGHT_EPSG = 4544
 BASELINE_EPSG = 3857
 BASELINE_GSD_M = 0.3
+
+log = logging.getLogger(__name__)
 
 _COG = {
     "driver": "COG",
@@ -57,7 +60,29 @@ def write_rgba_cog(
         "blockxsize": 512,
         "blockysize": 512,
         "photometric": "RGB",
+        "alpha": "YES",  # GTiff ALPHA=YES: band 4 is alpha from creation (ExtraSamples)
     }
+    for attempt in (1, 2):
+        _write_once(path, profile, rgb, valid, tags)
+        with rasterio.open(path) as check:
+            if check.colorinterp[3] == ColorInterp.alpha:
+                return
+        log.warning(
+            "%s: band 4 came out without the alpha flag (try %d); writing again", path, attempt
+        )
+    raise RuntimeError(
+        f"{path}: band 4 was written without the alpha flag twice; the flight's no-data area "
+        "would count as imagery. Check the GDAL build rasterio uses (rasterio.__gdal_version__)"
+    )
+
+
+def _write_once(
+    path: Path,
+    profile: dict[str, object],
+    rgb: np.ndarray,
+    valid: np.ndarray,
+    tags: dict[str, str] | None,
+) -> None:
     with MemoryFile() as mem:
         with mem.open(**profile) as ds:
             for b in range(3):
