@@ -33,6 +33,7 @@ from geo.raster import (
     open_raster,
     read_decimated,
     rgb_bands,
+    warn_unflagged_alpha,
 )
 from geo.registration import Gate, LocalField, Measure, Registration, ShiftEstimate
 from geo.warp import EpochReader, EpochSpec
@@ -72,7 +73,9 @@ def scan_epoch(
 ) -> EpochScan:
     """Open and validate ``path``; one decimated read gives stretch, preview and footprint."""
     with open_raster(path, role=role, max_pixels=max_pixels) as ds:
-        bands, _ = rgb_bands(ds)
+        bands, alpha = rgb_bands(ds)
+        if alpha is None:
+            warn_unflagged_alpha(ds, f"{role} {path}")
         data, valid, tr = read_decimated(ds, bands, path=f"{role} {path}")
         stretch = compute_stretch(data, valid, ds.dtypes[0])
         footprint = mask_footprint(valid, tr, path=f"{role} {path}")

@@ -33,6 +33,7 @@ __all__ = [
     "open_raster",
     "raster_info",
     "rgb_bands",
+    "warn_unflagged_alpha",
     "overview_level_for",
     "overview_factors",
     "open_overview",
@@ -195,6 +196,32 @@ def rgb_bands(ds: rasterio.DatasetReader) -> tuple[tuple[int, int, int], int | N
     except ValueError:
         rgb3 = tuple(b for b in range(1, ds.count + 1) if b != alpha)[:3]  # type: ignore[assignment]
     return rgb3, alpha
+
+
+def warn_unflagged_alpha(ds: rasterio.DatasetReader, name: str) -> bool:
+    """Warn (and return True) when a 4-band uint8 raster's band 4 holds only 0 and 255 but is
+    not flagged alpha: its transparent part would then be read as black imagery and counted as
+    compared. GDAL's reading is kept (no guessing); the warning names the file and the fix."""
+    if ds.count != 4 or ds.dtypes[3] != "uint8" or ds.nodata is not None:
+        return False
+    if ds.colorinterp[3] == ColorInterp.alpha or any(
+        f.name in ("alpha", "per_dataset") for f in ds.mask_flag_enums[0]
+    ):
+        return False
+    k = min(32, ds.width, ds.height)  # corners and centre: a few blocks, whatever the size
+    cols, rows = (0, (ds.width - k) // 2, ds.width - k), (0, (ds.height - k) // 2, ds.height - k)
+    values = np.unique(
+        np.concatenate([ds.read(4, window=Window(c, r, k, k)).ravel() for c in cols for r in rows])
+    )
+    if not (len(values) == 2 and values[0] == 0 and values[1] == 255):
+        return False
+    log.warning(
+        "%s: band 4 holds only 0 and 255 but is not flagged as alpha, so its transparent part "
+        "is read as black imagery and counted as compared; if it is a mask, flag it: "
+        "gdal_translate -colorinterp_4 alpha IN.tif OUT.tif",
+        name,
+    )
+    return True
 
 
 def raster_info(path: str | Path) -> RasterInfo:

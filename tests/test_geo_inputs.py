@@ -139,3 +139,33 @@ def test_raster_info_describes_alpha_and_overviews(tmp_path: Path) -> None:
     info = raster_info(p)
     assert info.count == 4 and info.alpha_band == 4 and info.rgb_bands == (1, 2, 3)
     assert info.overviews == (2, 4, 8) and info.crs == "EPSG:4544"
+
+
+def _four_bands(path: Path, band4: np.ndarray, *, flag_alpha: bool) -> Path:
+    rgb = np.random.default_rng(3).integers(0, 255, (3, 96, 96), dtype=np.uint8)
+    profile = dict(driver="GTiff", width=96, height=96, count=4, dtype="uint8", crs=GK,
+                   transform=Affine(0.2, 0, 500_000, 0, -0.2, 3_270_000), photometric="RGB")  # fmt: skip
+    if flag_alpha:
+        profile["alpha"] = "YES"
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.concatenate([rgb, band4[None]]))
+    return path
+
+
+def test_an_unflagged_mask_band_is_named_in_a_warning(tmp_path: Path, caplog) -> None:
+    """Band 4 with only 0 and 255 but no alpha flag: GDAL reads it as imagery (the transparent
+    corner becomes compared black); the scan says so once, naming the file and the fix."""
+    from geo.pairing import scan_epoch
+
+    mask = np.full((96, 96), 255, np.uint8)
+    mask[:, :30] = 0
+    nir = np.random.default_rng(4).integers(0, 255, (96, 96), dtype=np.uint8)
+    cases = {"unflagged.tif": (mask, False), "flagged.tif": (mask, True), "nir.tif": (nir, False)}
+    for name, (band4, flag) in cases.items():
+        _four_bands(tmp_path / name, band4, flag_alpha=flag)
+    with caplog.at_level("WARNING", logger="geo.raster"):
+        scans = {name: scan_epoch(tmp_path / name, "flight") for name in cases}
+    warned = [r.getMessage() for r in caplog.records if "not flagged as alpha" in r.getMessage()]
+    assert len(warned) == 1 and "unflagged.tif" in warned[0] and "-colorinterp_4 alpha" in warned[0]
+    assert scans["flagged.tif"].valid.mean() < 0.75  # the flagged mask is honoured
+    assert scans["unflagged.tif"].valid.all()  # GDAL's reading is kept, not guessed
