@@ -165,9 +165,28 @@ def _strip_alpha(path):
                           rasterio.enums.ColorInterp.undefined]  # fmt: skip
 
 
+def test_the_alpha_flag_survives_a_block_cache_smaller_than_the_raster(tmp_path):
+    """Found on 800 m districts generated after a detection run in the same process (which caps
+    GDAL's block cache at 64 MB): blocks flushed before the flag was set lost it, and the
+    flight's no-data corner counted as compared imagery. Scaled down: 4 MB under a 1 MB cache."""
+    from affine import Affine
+
+    from geo.synthetic.geotiff import write_rgba_cog
+
+    rgb = np.random.default_rng(2).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    valid = np.ones((1024, 1024), bool)
+    valid[:, :200] = False
+    out = tmp_path / "f.tif"
+    with rasterio.Env(GDAL_CACHEMAX=1024 * 1024):
+        write_rgba_cog(out, rgb, valid, Affine(0.1, 0, 600000, 0, -0.1, 3270000), 4544)
+    with rasterio.open(out) as ds:
+        assert ds.colorinterp[3].name == "alpha"
+        assert (ds.read_masks(1)[:, :200] == 0).all()
+
+
 def test_a_flight_written_without_its_alpha_flag_is_written_again(tmp_path, monkeypatch, caplog):
-    """Band 4 unflagged makes the no-data corner count as imagery (seen once on 800 m districts
-    under load): the writer checks the file it wrote and writes it again."""
+    """Band 4 unflagged makes the no-data corner count as imagery: the writer checks the file it
+    wrote and writes it again, and stops with a clear error if the flag is lost twice."""
     from affine import Affine
 
     from geo.synthetic import geotiff

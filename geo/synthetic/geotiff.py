@@ -60,7 +60,9 @@ def write_rgba_cog(
         "blockxsize": 512,
         "blockysize": 512,
         "photometric": "RGB",
-        "alpha": "YES",  # GTiff ALPHA=YES: band 4 is alpha from creation (ExtraSamples)
+        # ALPHA=YES: band 4 is alpha from creation. Setting colorinterp after writing lost the
+        # flag when GDAL's block cache was smaller than the raster (pipelines cap it at 64 MB)
+        "alpha": "YES",
     }
     for attempt in (1, 2):
         _write_once(path, profile, rgb, valid, tags)
