@@ -310,6 +310,10 @@ def train(
         return _finish(cfg, out, datasets, device, command, t_data, 0.0)
     if resume:
         log.info("resuming %s from %s", cfg.name, last)
+        best = last.parent / "best.pt"
+        if best.is_file() and _unreadable(best):  # killed mid-write; ultralytics would trip on it
+            log.warning("%s: unreadable (killed while writing it?); removed, the run goes on", best)
+            best.unlink()
         t1 = time.monotonic()
         YOLO(str(last)).train(resume=True)
         return _finish(cfg, out, datasets, device, command, t_data, time.monotonic() - t1)
@@ -330,6 +334,42 @@ def train(
     return _finish(cfg, out, datasets, device, command, t_data, time.monotonic() - t1)
 
 
+def _unreadable(path: Path) -> str:
+    """Why ``path`` is no checkpoint ("" when it loads)."""
+    import torch
+
+    if not path.is_file():
+        return "missing"
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, empty file, bad pickle: all unreadable
+        return f"unreadable ({type(exc).__name__})"
+    return ""
+
+
+def _loadable_checkpoint(folder: Path) -> Path:
+    """``best.pt``, or ``last.pt`` when best is missing or unreadable.
+
+    ultralytics writes both files in place, so a run killed while writing ``best.pt`` leaves it
+    truncated, and a resumed run that never beats that epoch does not write it again; the last
+    checkpoint is then the one to keep (said in one warning).
+    """
+    tried: list[str] = []
+    for name in ("best.pt", "last.pt"):
+        path = folder / name
+        problem = _unreadable(path)
+        if problem:
+            tried.append(f"{name} {problem}")
+            continue
+        if tried:
+            log.warning("%s: %s; keeping %s", folder, "; ".join(tried), name)
+        return path
+    raise ModelError(
+        f"{folder}: no readable checkpoint ({'; '.join(tried)}); see the ultralytics log above, "
+        "or start the run again without --resume"
+    )
+
+
 def _finish(
     cfg: TrainConfig, out: Path, datasets: dict[str, Path], device: str, command: str,
     t_data: float, t_train: float,
@@ -338,11 +378,7 @@ def _finish(
     from ultralytics import YOLO
 
     run_dir = out / "train"
-    best = run_dir / "weights" / "best.pt"
-    if not best.is_file():
-        best = run_dir / "weights" / "last.pt"
-    if not best.is_file():
-        raise ModelError(f"{run_dir}: training produced no weights (see the ultralytics log above)")
+    best = _loadable_checkpoint(run_dir / "weights")
     weights = out / f"{cfg.name}.pt"
     shutil.copyfile(best, weights)
     from ultralytics.utils.torch_utils import strip_optimizer

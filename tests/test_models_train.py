@@ -51,6 +51,35 @@ def test_labelled_pair_feeds_training(trained):
     assert any(t.endswith("labelled/images/train") for t in combined["train"])
 
 
+def test_a_run_killed_while_writing_best_finishes_from_last(
+    trained, labelled_pair, tmp_path, capsys
+):
+    """ultralytics writes best.pt in place: a kill mid-write leaves it truncated, and a resumed
+    run that never beats that epoch keeps it so. --finish then keeps last.pt and says so."""
+    import shutil
+
+    import torch
+
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    (out / "tiny-cd.pt").unlink()
+    best = out / "train" / "weights" / "best.pt"
+    best.write_bytes(best.read_bytes()[:4096])  # the zip's central directory is at the end
+    pairs = json.dumps([labelled_pair])
+    with pytest.raises(SystemExit) as ex:
+        main(["train", "--config", "models/configs/tiny.yaml", "--out", str(out),
+              "--set", f"data.labelled={pairs}", "--finish"])  # fmt: skip
+    assert ex.value.code == 0
+    err = capsys.readouterr().err  # the CLI's log handler
+    assert "best.pt unreadable" in err and "keeping last.pt" in err
+    torch.load(out / "tiny-cd.pt", map_location="cpu", weights_only=False)  # a whole checkpoint
+    (out / "train" / "weights" / "last.pt").write_bytes(b"")
+    from models.train import _loadable_checkpoint
+
+    with pytest.raises(ModelError, match=r"no readable checkpoint \(best.pt unreadable .*last.pt"):
+        _loadable_checkpoint(out / "train" / "weights")
+
+
 def test_labelled_pair_missing_file_is_a_clear_error(tmp_path, labelled_pair):
     from geo.errors import InputFileError
     from models.train import build_datasets
@@ -317,6 +346,8 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
     done = len(results.read_text().splitlines()) - 1
     assert 1 <= done < epochs
     assert not (out / "tiny-cd.pt").exists()
+    best = out / "train" / "weights" / "best.pt"
+    best.write_bytes(best.read_bytes()[:4096])  # the worst moment: killed while writing best.pt
     # --finish keeps the best epoch so far, without training further
     with pytest.raises(SystemExit) as exit_info:
         main(["train", *args, "--finish"])
@@ -329,6 +360,7 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
     assert exit_info.value.code == 0
     assert len(results.read_text().splitlines()) - 1 == epochs  # every epoch once, none repeated
     assert (out / "tiny-cd.pt").is_file() and (out / "tiny-cd.yaml").is_file()
+    torch.load(out / "tiny-cd.pt", map_location="cpu", weights_only=False)
 
 
 def test_runs_sharing_a_chip_store_build_each_chip_set_once(tmp_path, monkeypatch):
