@@ -408,3 +408,19 @@ def test_runs_sharing_a_chip_store_build_each_chip_set_once(tmp_path, monkeypatc
     shutil.rmtree(folder)
     with pytest.raises(ConfigError, match=r"sources\.json: the run's chips are gone"):
         _built_datasets(tmp_path / "a" / "data")
+
+
+def test_the_continuation_is_stage_1_from_the_shipped_weights_and_nothing_else():
+    """cpu_seg_more.yaml asks one question (does stage 1 gain with more epochs?): it starts from
+    the shipped weights on stage 1's chips; only the schedule differs."""
+    stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
+    more = load_config("models/configs/cpu_seg_more.yaml").model_dump()
+    assert more["train_args"].pop("pretrained") == "models/weights/buildwatch-cd-yolo11n-seg.pt"
+    stage1["train_args"].pop("pretrained")
+    schedule = ("lr0", "warmup_epochs", "close_mosaic")
+    assert more["train_args"]["lr0"] < stage1["train_args"]["lr0"]
+    for key in schedule:
+        more["train_args"].pop(key), stage1["train_args"].pop(key)
+    for key in ("epochs", "out"):
+        more.pop(key), stage1.pop(key)
+    assert more == stage1  # same data (and seed, so the same chips), same model and optimiser
