@@ -59,6 +59,13 @@ class FairDroneData(_Strict):
     other_sun: float = Field(
         default=0.0, ge=0, le=1, description="share of chips whose baseline has another sun"
     )
+    nuisance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of chips given change that is not a new structure (cars, re-covered "
+        "ground, re-roofed and demolished buildings; models.datasets.nuisance)",
+    )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 

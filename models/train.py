@@ -98,6 +98,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 estate_fraction=fd.estate_fraction,
                 paste_fraction=fd.paste_fraction,
                 other_sun=fd.other_sun,
+                nuisance=fd.nuisance,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)

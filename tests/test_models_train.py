@@ -424,3 +424,14 @@ def test_the_continuation_is_stage_1_from_the_shipped_weights_and_nothing_else()
     for key in ("epochs", "out"):
         more.pop(key), stage1.pop(key)
     assert more == stage1  # same data (and seed, so the same chips), same model and optimiser
+
+
+def test_the_nuisance_run_is_the_continuation_with_nuisance_and_nothing_else():
+    """cpu_seg_nuisance.yaml is cpu_seg_more.yaml (its control) with painted nuisance change."""
+    more = load_config("models/configs/cpu_seg_more.yaml").model_dump()
+    nuisance = load_config("models/configs/cpu_seg_nuisance.yaml").model_dump()
+    assert more["data"]["fairdrone"]["nuisance"] == 0.0
+    assert nuisance["data"]["fairdrone"].pop("nuisance") > 0
+    more["data"]["fairdrone"].pop("nuisance")
+    assert nuisance.pop("out") != more.pop("out")
+    assert nuisance == more

@@ -13,6 +13,10 @@ between-date realism. Three kinds of change, so the detector sees how real new s
 * ``paste``: real building cut-outs (with the ground and shadow just around them) are pasted onto
   another window's building-free ground in the flight; the baseline is that ground.
 
+With ``nuisance`` > 0, that share of the chips (of every kind) also gets change that is not a new
+structure, painted by :mod:`models.datasets.nuisance`: cars that moved, a plot of ground in
+another season's cover, re-roofed and demolished buildings; the labels stay the same.
+
 Each new building is labelled with its **outline** (from the OSM footprint), class
 ``new_building``. ``no_change_fraction`` of the chips change nothing (nuisance differences only).
 Needs only OpenCV, NumPy and Shapely.
@@ -64,6 +68,7 @@ class FairDroneSpec:
     estate_fraction: float = 0.25
     paste_fraction: float = 0.15
     other_sun: float = 0.0
+    nuisance: float = 0.0
     seed: int = 0
 
 
@@ -329,6 +334,7 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
     u = float(rng.random())
     after, new_ids = win_img, win_ids
     new: list[int] = []
+    pasted_kind = False
     if no_change:
         before = win_img
     elif u < spec.estate_fraction:
@@ -341,6 +347,7 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
         else:
             after, before, new_ids = pasted
             new = [int(i) for i in np.unique(new_ids) if i]
+            pasted_kind = True
     else:
         win_counts = np.bincount(win_ids.ravel().astype(np.int64), minlength=len(counts))
         full = [i for i in present if win_counts[i] > 0.7 * counts[i]]
@@ -351,6 +358,16 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
         kept = np.isin(win_ids, [i for i in present if i not in new]) if present else None
         if kept is not None and kept.any():
             before = other_sun(before, kept, rng, stored_gsd)
+    if spec.nuisance > 0:  # its own generator: the chip is otherwise the one without nuisance
+        from models.datasets.nuisance import add_nuisance
+
+        rng_n = np.random.default_rng([spec.seed, int(split == "train"), index, 0x6E75])
+        if rng_n.random() < spec.nuisance:
+            standing = [] if pasted_kind else [i for i in present if i not in new]
+            new_mask = np.isin(new_ids, new) if new else np.zeros(new_ids.shape, bool)
+            after, before = add_nuisance(
+                after, before, new_ids, new_mask, standing, rng_n, stored_gsd
+            )
     native_gsd = float(rng.uniform(*spec.gsd_range))
     chips = []
     for arr in (after, before):

@@ -1,0 +1,195 @@
+"""Nuisance change on real imagery: what differs between two dates where nothing was built.
+
+The real-pair failures a detector trained on pseudo pairs makes (model card, *Real failures*)
+are places that did change, but not by a new structure: cars that moved, a building demolished
+to its slab, a roof re-covered in another colour, a field ploughed to grey soil. These functions
+paint such changes onto real drone windows at their stored GSD, in pixels that hold no labelled
+new building, so a chip teaches "changed, yet nothing new". Pure functions on ``(h, w, 3)`` uint8
+arrays, id masks and a seeded ``numpy.random.Generator``; the pseudo-pair builder
+(:mod:`models.datasets.fairdrone`) calls :func:`add_nuisance` with its own generator per chip, so
+the rest of a chip is the one it would be without nuisance.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models.datasets.fairdrone import remove_buildings
+
+__all__ = ["paint_vehicles", "recolour_ground", "reroof", "demolish", "add_nuisance"]
+
+#: car body colours (RGB): white, silver, grey, black, red, blue, beige
+_CAR_COLOURS = np.array([[235, 235, 232], [190, 192, 195], [120, 122, 125], [30, 30, 33],
+                         [170, 30, 30], [40, 60, 130], [200, 185, 150]], np.float32)  # fmt: skip
+#: what a plot of ground turns into: grey bare soil, brown soil, green crop, straw, dark wet soil
+_GROUND_COLOURS = np.array([[102, 106, 95], [140, 112, 82], [78, 112, 55], [190, 170, 120],
+                            [80, 72, 60]], np.float32)  # fmt: skip
+#: roof coverings: red tile, blue tin, grey tin, white, rust, green
+_ROOF_COLOURS = np.array([[165, 70, 50], [60, 95, 150], [150, 155, 160], [225, 225, 220],
+                          [140, 80, 50], [70, 120, 90]], np.float32)  # fmt: skip
+
+
+def _free_spot(free: np.ndarray, radius: int, rng: np.random.Generator) -> tuple[int, int] | None:
+    """A random pixel whose ``radius`` neighbourhood is all ``free``, or ``None``."""
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1,) * 2)
+    ok = cv2.erode(free.astype(np.uint8), k)
+    ys, xs = np.nonzero(ok)
+    if not len(ys):
+        return None
+    i = int(rng.integers(len(ys)))
+    return int(xs[i]), int(ys[i])
+
+
+def paint_vehicles(
+    img: np.ndarray, free: np.ndarray, rng: np.random.Generator, gsd: float, n: int
+) -> np.ndarray:
+    """Paint ``n`` cars (now and then a van or lorry) with windows and shadows on ``free`` ground."""
+    out = img.astype(np.float32)
+    h, w = free.shape
+    for _ in range(n):
+        truck = rng.random() < 0.15
+        length = float(rng.uniform(6.5, 10.0) if truck else rng.uniform(3.8, 5.0)) / gsd
+        width = float(rng.uniform(2.2, 2.5) if truck else rng.uniform(1.6, 1.95)) / gsd
+        spot = _free_spot(free, max(1, int(length / 2)), rng)
+        if spot is None:
+            break
+        angle = float(rng.uniform(0, 180))
+        colour = _CAR_COLOURS[int(rng.integers(len(_CAR_COLOURS)))] + rng.normal(0, 8, 3)
+        body = np.zeros((h, w), np.uint8)
+        box = cv2.boxPoints((spot, (length, width), angle)).astype(np.int32)
+        cv2.fillPoly(body, [box], 1)
+        # shadow: the body shifted by about half a metre, darkened, soft
+        sx, sy = rng.normal(0, 0.5 / gsd, 2)
+        m = np.array([[1, 0, sx], [0, 1, sy]], np.float32)
+        shadow = cv2.warpAffine(body, m, (w, h), flags=cv2.INTER_NEAREST).astype(np.float32)
+        shadow = cv2.GaussianBlur(shadow * (body == 0), (0, 0), max(0.5, 0.2 / gsd))[..., None]
+        out *= 1 - 0.5 * shadow
+        alpha = cv2.GaussianBlur(body.astype(np.float32), (0, 0), max(0.4, 0.08 / gsd))[..., None]
+        shade = np.full((h, w, 3), colour, np.float32)
+        if not truck:  # windscreen and rear window: dark bands across the body
+            for at, size in ((0.25, 0.18), (0.78, 0.12)):
+                t = np.deg2rad(angle)
+                cx = spot[0] + (at - 0.5) * length * np.cos(t)
+                cy = spot[1] + (at - 0.5) * length * np.sin(t)
+                band = np.zeros((h, w), np.uint8)
+                pts = cv2.boxPoints(((cx, cy), (size * length, 0.85 * width), angle))
+                cv2.fillPoly(band, [pts.astype(np.int32)], 1)
+                shade[band > 0] = (40, 45, 52)
+        out = out * (1 - alpha) + shade * alpha
+        free = free & (cv2.dilate(body, np.ones((5, 5), np.uint8)) == 0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def recolour_ground(
+    img: np.ndarray, free: np.ndarray, rng: np.random.Generator, gsd: float
+) -> np.ndarray:
+    """Turn one rectangular plot of ``free`` ground into another season's cover, texture kept.
+
+    The plot (8-50 m a side, rotated) takes a new mean colour — grey or brown soil, green crop,
+    straw, wet soil — with its own brightness texture kept and, half the time, crop rows.
+    """
+    h, w = free.shape
+    side = np.asarray(rng.uniform(8, 50, 2)) / gsd
+    spot = None
+    while spot is None and min(side) * gsd >= 4:  # a smaller plot where a large one does not fit
+        spot = _free_spot(free, max(2, int(min(side) / 4)), rng)
+        if spot is None:
+            side = side / 2
+    if spot is None:
+        return img
+    plot = np.zeros((h, w), np.uint8)
+    pts = cv2.boxPoints((spot, (float(side[0]), float(side[1])), float(rng.uniform(0, 90))))
+    cv2.fillPoly(plot, [pts.astype(np.int32)], 1)
+    plot &= free.astype(np.uint8)
+    if plot.sum() < 16:
+        return img
+    x = img.astype(np.float32)
+    lum = x.mean(axis=2, keepdims=True)
+    inside = plot > 0
+    texture = (lum - lum[inside].mean()) * float(rng.uniform(0.4, 1.0))
+    target = _GROUND_COLOURS[int(rng.integers(len(_GROUND_COLOURS)))] + rng.normal(0, 10, 3)
+    cover = target[None, None, :] + texture
+    if rng.random() < 0.5:  # crop rows or plough furrows
+        period = float(rng.uniform(0.5, 1.5)) / gsd
+        t = np.deg2rad(float(rng.uniform(0, 180)))
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        rows = np.sin(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / period)
+        cover += (rows * float(rng.uniform(5, 18)))[..., None]
+    alpha = cv2.GaussianBlur(plot.astype(np.float32), (0, 0), max(0.7, 0.3 / gsd))[..., None]
+    alpha *= free[..., None]
+    return np.clip(x * (1 - alpha) + cover * alpha, 0, 255).astype(np.uint8)
+
+
+def reroof(
+    img: np.ndarray, ids: np.ndarray, which: list[int], rng: np.random.Generator
+) -> np.ndarray:
+    """Give the buildings ``which`` a new roof colour (texture kept): re-covered, painted, cleaned."""
+    out = img.astype(np.float32)
+    for bid in which:
+        roof = cv2.erode((ids == bid).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if roof.sum() < 9:
+            continue
+        target = _ROOF_COLOURS[int(rng.integers(len(_ROOF_COLOURS)))] + rng.normal(0, 12, 3)
+        px = out[roof]
+        mix = float(rng.uniform(0.6, 1.0))
+        out[roof] = (px - px.mean(axis=0)) * 0.8 + target * mix + px.mean(axis=0) * (1 - mix)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def demolish(
+    img: np.ndarray, ids: np.ndarray, which: list[int], rng: np.random.Generator, gsd: float
+) -> np.ndarray:
+    """Remove the buildings ``which``; half of them leave their concrete slab behind."""
+    out = remove_buildings(img, ids, which, rng, max(1, round(0.6 / gsd)))
+    for bid in which:
+        if rng.random() < 0.5:
+            slab = (ids == bid).astype(np.float32)
+            grey = float(rng.uniform(120, 200))
+            tone = np.array([grey, grey, grey * float(rng.uniform(0.95, 1.05))], np.float32)
+            grain = rng.normal(0, float(rng.uniform(3, 10)), out.shape)
+            alpha = cv2.GaussianBlur(slab, (0, 0), 0.8)[..., None]
+            out = np.clip(out * (1 - alpha) + (tone + grain) * alpha, 0, 255).astype(np.uint8)
+    return out
+
+
+def add_nuisance(
+    after: np.ndarray,
+    before: np.ndarray,
+    ids: np.ndarray,
+    new_mask: np.ndarray,
+    standing: list[int],
+    rng: np.random.Generator,
+    gsd: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nuisance change between ``before`` and ``after`` that leaves every label true.
+
+    ``ids`` are the building ids of the window (both dates' buildings where they stand);
+    ``new_mask`` the pixels of labelled new buildings in ``after``; ``standing`` the buildings
+    that stand on both dates. Cars (moved: each date its own), a plot of ground in another
+    cover, re-roofed and demolished standing buildings. Nothing is painted within about a metre
+    of a building (standing or new) except the re-roof inside its own footprint, and the
+    demolition of a building the labels do not name.
+    """
+    margin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(1.0 / gsd)) + 1,) * 2)
+    valid = (after.max(axis=2) > 0) & (before.max(axis=2) > 0)
+    free = valid & (cv2.dilate(((ids > 0) | new_mask).astype(np.uint8), margin) == 0)
+    dates = [after, before]
+    if rng.random() < 0.6:  # vehicles: each date its own
+        for k in range(2):
+            dates[k] = paint_vehicles(dates[k], free, rng, gsd, int(rng.integers(0, 7)))
+    if rng.random() < 0.4:  # a plot in another season's cover, in one of the dates
+        k = int(rng.integers(2))
+        for _ in range(int(rng.integers(1, 3))):
+            dates[k] = recolour_ground(dates[k], free, rng, gsd)
+    if standing and rng.random() < 0.4:
+        k = int(rng.integers(2))
+        which = [i for i in standing if rng.random() < 0.3] or [standing[0]]
+        dates[k] = reroof(dates[k], ids, which, rng)
+    if standing and rng.random() < 0.25:  # demolished since the baseline: gone from the flight
+        which = [int(standing[int(rng.integers(len(standing)))])]
+        keep = cv2.dilate(new_mask.astype(np.uint8), margin) > 0
+        razed = demolish(dates[0], ids, which, rng, gsd)
+        razed[keep] = dates[0][keep]
+        dates[0] = razed
+    return dates[0], dates[1]

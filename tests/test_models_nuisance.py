@@ -1,0 +1,94 @@
+"""Nuisance change painted on real imagery: it changes the scene and never a label's truth."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+
+from models.datasets.fairdrone import FairDroneSpec, build_fairdrone
+from models.datasets.nuisance import add_nuisance, paint_vehicles, recolour_ground, reroof
+from models.datasets.writer import read_chip
+
+GSD = 0.1
+
+
+def _scene(seed: int = 0):
+    """Textured ground 300 px (30 m) square with four 5 m roofs (ids 1-4)."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(60, 110, (300, 300, 3), dtype=np.uint8)
+    ids = np.zeros((300, 300), np.uint16)
+    for i, (y, x) in enumerate([(40, 40), (40, 200), (200, 40), (200, 200)], start=1):
+        img[y : y + 50, x : x + 50] = (230, 230, 235)
+        ids[y : y + 50, x : x + 50] = i
+    return img, ids
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0
+
+
+def test_vehicles_and_ground_cover_stay_off_the_buildings():
+    img, ids = _scene()
+    free = cv2.dilate((ids > 0).astype(np.uint8), np.ones((21, 21), np.uint8)) == 0
+    cars = paint_vehicles(img, free, np.random.default_rng(1), GSD, 5)
+    plot = recolour_ground(img, free, np.random.default_rng(2), GSD)
+    for out in (cars, plot):
+        changed = _changed(out, img)
+        assert changed.sum() > 500  # something the size of a car or a plot did change
+        assert not changed[ids > 0].any()
+
+
+def test_a_car_is_car_sized():
+    img, ids = _scene()
+    free = np.ones(ids.shape, bool)
+    out = paint_vehicles(img, free, np.random.default_rng(3), GSD, 1)
+    visible = np.abs(out.astype(int) - img.astype(int)).max(axis=2) > 10
+    area_m2 = visible.sum() * GSD**2
+    assert 4 < area_m2 < 45  # a car with its shadow (a lorry at most), not a building
+
+
+def test_reroof_changes_only_the_named_roof():
+    img, ids = _scene()
+    out = reroof(img, ids, [2], np.random.default_rng(0))
+    changed = _changed(out, img)
+    assert changed[ids == 2].mean() > 0.8
+    assert not changed[ids != 2].any()
+
+
+def test_new_buildings_are_never_painted_over():
+    img, ids = _scene()
+    new_mask = ids == 1
+    touched_before = 0
+    for seed in range(30):
+        after, before = add_nuisance(
+            img.copy(), img.copy(), ids, new_mask, [2, 3, 4], np.random.default_rng(seed), GSD
+        )
+        assert not _changed(after, img)[new_mask].any()
+        touched_before += int(_changed(before, img).any())
+    assert touched_before >= 10  # the baseline is painted too (cars moved, another cover)
+
+
+def test_nuisance_keeps_every_chip_and_label_and_adds_change(tmp_path):
+    """The same spec with and without nuisance: identical labels, some chips differ."""
+    img, ids = _scene()
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=8, n_val=0, size_px=96, gsd_range=(0.1, 0.1), no_change_fraction=0.3)
+    build_fairdrone(prep, tmp_path / "plain", FairDroneSpec(**base))
+    build_fairdrone(prep, tmp_path / "nuis", FairDroneSpec(**base, nuisance=1.0))
+    labels = sorted((tmp_path / "plain" / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 8
+    differ = 0
+    for lbl in labels:
+        other = tmp_path / "nuis" / "labels" / "train" / lbl.name
+        assert other.read_text() == lbl.read_text()
+        a = read_chip(tmp_path / "plain" / "images" / "train" / (lbl.stem + ".tif"))
+        b = read_chip(tmp_path / "nuis" / "images" / "train" / (lbl.stem + ".tif"))
+        differ += int(not np.array_equal(a, b))
+    assert differ >= 4
