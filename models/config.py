@@ -66,6 +66,12 @@ class FairDroneData(_Strict):
         description="share of chips given change that is not a new structure (cars, re-covered "
         "ground, re-roofed and demolished buildings; models.datasets.nuisance)",
     )
+    relief: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of baselines whose standing roofs lean (off-nadir relief displacement)",
+    )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 

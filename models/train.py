@@ -99,6 +99,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 paste_fraction=fd.paste_fraction,
                 other_sun=fd.other_sun,
                 nuisance=fd.nuisance,
+                relief=fd.relief,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)

@@ -92,3 +92,47 @@ def test_nuisance_keeps_every_chip_and_label_and_adds_change(tmp_path):
         b = read_chip(tmp_path / "nuis" / "images" / "train" / (lbl.stem + ".tif"))
         differ += int(not np.array_equal(a, b))
     assert differ >= 4
+
+
+def test_a_leaning_roof_moves_off_its_footprint_and_nothing_far_away_changes():
+    from models.datasets.nuisance import lean_roofs
+
+    img, ids = _scene()
+    out = lean_roofs(img, ids, [1, 4], np.random.default_rng(5), GSD)
+    bright = out.mean(axis=2) > 200
+    moved = 0
+    for bid in (1, 4):
+        ys, xs = np.nonzero(ids == bid)
+        near = np.zeros_like(bright)
+        near[max(0, ys.min() - 40) : ys.max() + 40, max(0, xs.min() - 40) : xs.max() + 40] = True
+        by, bx = np.nonzero(bright & near)
+        shift_m = np.hypot(by.mean() - ys.mean(), bx.mean() - xs.mean()) * GSD
+        assert 0.1 < shift_m <= 3.05  # 0.15-3 m of relief displacement
+        assert abs(len(by) - len(ys)) < 0.05 * len(ys)  # the whole roof, moved, not smeared
+        moved += int((bright & (ids != bid) & near).sum() > 0)
+    assert moved == 2  # each roof now covers ground beside its footprint
+    far = cv2.dilate((ids > 0).astype(np.uint8), np.ones((81, 81), np.uint8)) == 0
+    assert not _changed(out, img)[far].any()
+    assert not _changed(out, img)[ids == 2].any()  # buildings not named keep their roofs
+
+
+def test_relief_changes_only_baselines_and_no_label(tmp_path):
+    img, ids = _scene()
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=6, n_val=0, size_px=96, gsd_range=(0.1, 0.1), no_change_fraction=0.5,
+                paste_fraction=0.0, estate_fraction=0.0)  # fmt: skip
+    build_fairdrone(prep, tmp_path / "plain", FairDroneSpec(**base))
+    build_fairdrone(prep, tmp_path / "lean", FairDroneSpec(**base, relief=1.0))
+    differ = 0
+    for lbl in sorted((tmp_path / "plain" / "labels" / "train").glob("*.txt")):
+        assert (tmp_path / "lean" / "labels" / "train" / lbl.name).read_text() == lbl.read_text()
+        a = read_chip(tmp_path / "plain" / "images" / "train" / (lbl.stem + ".tif"))
+        b = read_chip(tmp_path / "lean" / "images" / "train" / (lbl.stem + ".tif"))
+        differ += int(not np.array_equal(a[..., 3:], b[..., 3:]))
+        np.testing.assert_array_equal(a[..., :3], b[..., :3])  # the drone flight has no lean
+    assert differ >= 3

@@ -435,3 +435,13 @@ def test_the_nuisance_run_is_the_continuation_with_nuisance_and_nothing_else():
     more["data"]["fairdrone"].pop("nuisance")
     assert nuisance.pop("out") != more.pop("out")
     assert nuisance == more
+
+
+def test_stage_1_with_nuisance_is_stage_1_with_nuisance_and_nothing_else():
+    """cpu_seg_nuisance1.yaml is stage 1 (the shipped recipe) with painted nuisance change."""
+    stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
+    nuisance = load_config("models/configs/cpu_seg_nuisance1.yaml").model_dump()
+    assert nuisance["data"]["fairdrone"].pop("nuisance") > 0
+    stage1["data"]["fairdrone"].pop("nuisance")
+    assert nuisance.pop("out") != stage1.pop("out")
+    assert nuisance == stage1

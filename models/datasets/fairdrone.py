@@ -15,7 +15,9 @@ between-date realism. Three kinds of change, so the detector sees how real new s
 
 With ``nuisance`` > 0, that share of the chips (of every kind) also gets change that is not a new
 structure, painted by :mod:`models.datasets.nuisance`: cars that moved, a plot of ground in
-another season's cover, re-roofed and demolished buildings; the labels stay the same.
+another season's cover, re-roofed and demolished buildings; the labels stay the same. With
+``relief`` > 0, that share of the baselines sees the standing buildings' roofs leaning, as an
+off-nadir satellite or aerial frame does (:func:`models.datasets.nuisance.lean_roofs`).
 
 Each new building is labelled with its **outline** (from the OSM footprint), class
 ``new_building``. ``no_change_fraction`` of the chips change nothing (nuisance differences only).
@@ -69,6 +71,7 @@ class FairDroneSpec:
     paste_fraction: float = 0.15
     other_sun: float = 0.0
     nuisance: float = 0.0
+    relief: float = 0.0
     seed: int = 0
 
 
@@ -368,6 +371,13 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
             after, before = add_nuisance(
                 after, before, new_ids, new_mask, standing, rng_n, stored_gsd
             )
+    if spec.relief > 0 and not pasted_kind:  # an off-nadir baseline: standing roofs lean
+        from models.datasets.nuisance import lean_roofs
+
+        rng_r = np.random.default_rng([spec.seed, int(split == "train"), index, 0x7265])
+        standing = [i for i in present if i not in new]
+        if standing and rng_r.random() < spec.relief:
+            before = lean_roofs(before, win_ids, standing, rng_r, stored_gsd)
     native_gsd = float(rng.uniform(*spec.gsd_range))
     chips = []
     for arr in (after, before):

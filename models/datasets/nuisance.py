@@ -17,7 +17,14 @@ import numpy as np
 
 from models.datasets.fairdrone import remove_buildings
 
-__all__ = ["paint_vehicles", "recolour_ground", "reroof", "demolish", "add_nuisance"]
+__all__ = [
+    "paint_vehicles",
+    "recolour_ground",
+    "reroof",
+    "demolish",
+    "lean_roofs",
+    "add_nuisance",
+]
 
 #: car body colours (RGB): white, silver, grey, black, red, blue, beige
 _CAR_COLOURS = np.array([[235, 235, 232], [190, 192, 195], [120, 122, 125], [30, 30, 33],
@@ -151,6 +158,43 @@ def demolish(
             alpha = cv2.GaussianBlur(slab, (0, 0), 0.8)[..., None]
             out = np.clip(out * (1 - alpha) + (tone + grain) * alpha, 0, 255).astype(np.uint8)
     return out
+
+
+def lean_roofs(
+    img: np.ndarray, ids: np.ndarray, which: list[int], rng: np.random.Generator, gsd: float
+) -> np.ndarray:
+    """Relief displacement: the roofs of ``which`` as an off-nadir satellite or aerial frame sees them.
+
+    One lean direction for the scene (away from the sensor's nadir); each building its own height
+    (3-15 m) and the scene one off-nadir slope (tan 0.05-0.35), so a roof moves 0.15-3 m off its
+    footprint, covering the ground on that side, and the facade it swept over shows as wall
+    (the roof's colours, darker). A drone orthophoto has no lean; a baseline bought from a
+    satellite or an older aerial survey does, and differently at every building.
+    """
+    out = img.astype(np.float32)
+    h, w = ids.shape
+    theta = float(rng.uniform(0, 2 * np.pi))
+    slope = float(rng.uniform(0.05, 0.35))
+    for bid in which:
+        roof = (ids == bid).astype(np.uint8)
+        if roof.sum() < 9:
+            continue
+        shift = min(3.0, float(rng.uniform(3, 15)) * slope) / gsd
+        dx, dy = shift * np.cos(theta), shift * np.sin(theta)
+        steps = max(1, int(np.ceil(shift)))
+        sweep = np.zeros((h, w), np.uint8)
+        for k in range(steps + 1):
+            m = np.array([[1, 0, dx * k / steps], [0, 1, dy * k / steps]], np.float32)
+            sweep |= cv2.warpAffine(roof, m, (w, h), flags=cv2.INTER_NEAREST)
+        m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        moved = cv2.warpAffine(roof, m, (w, h), flags=cv2.INTER_NEAREST) > 0
+        pixels = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR)
+        wall = (sweep > 0) & ~moved
+        if wall.any():
+            shade = out[roof > 0].mean(axis=0) * float(rng.uniform(0.45, 0.8))
+            out[wall] = shade + rng.normal(0, 4, (int(wall.sum()), 3))
+        out[moved] = pixels[moved]
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def add_nuisance(
