@@ -182,14 +182,14 @@ def lean_roofs(
         shift = min(3.0, float(rng.uniform(3, 15)) * slope) / gsd
         dx, dy = shift * np.cos(theta), shift * np.sin(theta)
         steps = max(1, int(np.ceil(shift)))
-        sweep = np.zeros((h, w), np.uint8)
+        sweep = np.zeros((h, w), bool)
         for k in range(steps + 1):
             m = np.array([[1, 0, dx * k / steps], [0, 1, dy * k / steps]], np.float32)
-            sweep |= cv2.warpAffine(roof, m, (w, h), flags=cv2.INTER_NEAREST)
+            sweep |= cv2.warpAffine(roof, m, (w, h), flags=cv2.INTER_NEAREST) > 0
         m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         moved = cv2.warpAffine(roof, m, (w, h), flags=cv2.INTER_NEAREST) > 0
         pixels = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR)
-        wall = (sweep > 0) & ~moved
+        wall = sweep & ~moved
         if wall.any():
             shade = out[roof > 0].mean(axis=0) * float(rng.uniform(0.45, 0.8))
             out[wall] = shade + rng.normal(0, 4, (int(wall.sum()), 3))
