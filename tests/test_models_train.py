@@ -437,11 +437,13 @@ def test_the_nuisance_run_is_the_continuation_with_nuisance_and_nothing_else():
     assert nuisance == more
 
 
-def test_stage_1_with_nuisance_is_stage_1_with_nuisance_and_nothing_else():
-    """cpu_seg_nuisance1.yaml is stage 1 (the shipped recipe) with painted nuisance change."""
+def test_stage_1_with_nuisance_is_stage_1_with_nuisance_and_relief_and_nothing_else():
+    """cpu_seg_nuisance1.yaml is stage 1 (the shipped recipe) with painted nuisance change and
+    leaning roofs in the baselines."""
     stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
     nuisance = load_config("models/configs/cpu_seg_nuisance1.yaml").model_dump()
-    assert nuisance["data"]["fairdrone"].pop("nuisance") > 0
-    stage1["data"]["fairdrone"].pop("nuisance")
+    for key in ("nuisance", "relief"):
+        assert nuisance["data"]["fairdrone"].pop(key) > 0
+        assert stage1["data"]["fairdrone"].pop(key) == 0
     assert nuisance.pop("out") != stage1.pop("out")
     assert nuisance == stage1
