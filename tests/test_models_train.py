@@ -447,3 +447,12 @@ def test_stage_1_with_nuisance_is_stage_1_with_nuisance_and_relief_and_nothing_e
         assert stage1["data"]["fairdrone"].pop(key) == 0
     assert nuisance.pop("out") != stage1.pop("out")
     assert nuisance == stage1
+
+
+def test_the_no_relief_run_is_the_nuisance_run_without_leaning_roofs():
+    with_relief = load_config("models/configs/cpu_seg_nuisance1.yaml").model_dump()
+    without = load_config("models/configs/cpu_seg_nuisance1_norelief.yaml").model_dump()
+    assert with_relief["data"]["fairdrone"].pop("relief") > 0
+    assert without["data"]["fairdrone"].pop("relief") == 0
+    assert with_relief.pop("out") != without.pop("out")
+    assert with_relief == without
