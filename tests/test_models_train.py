@@ -456,3 +456,11 @@ def test_the_no_relief_run_is_the_nuisance_run_without_leaning_roofs():
     assert without["data"]["fairdrone"].pop("relief") == 0
     assert with_relief.pop("out") != without.pop("out")
     assert with_relief == without
+
+
+def test_the_half_relief_run_differs_from_the_nuisance_run_only_in_the_relief_share():
+    full = load_config("models/configs/cpu_seg_nuisance1.yaml").model_dump()
+    half = load_config("models/configs/cpu_seg_nuisance1_relief15.yaml").model_dump()
+    assert 0 < half["data"]["fairdrone"].pop("relief") < full["data"]["fairdrone"].pop("relief")
+    assert full.pop("out") != half.pop("out")
+    assert full == half
