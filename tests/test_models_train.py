@@ -322,16 +322,19 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
                             start_new_session=True)  # fmt: skip
     results = out / "train" / "results.csv"
     last = out / "train" / "weights" / "last.pt"
+    best = out / "train" / "weights" / "best.pt"
     deadline = time.monotonic() + 240
     killed = False
     try:
         while time.monotonic() < deadline and proc.poll() is None and not killed:
-            if results.is_file() and len(results.read_text().splitlines()) >= 2 and last.is_file():
+            written = [results, last, best]  # ultralytics writes last.pt, then best.pt
+            if all(p.is_file() for p in written) and len(results.read_text().splitlines()) >= 2:
                 os.killpg(
                     proc.pid, signal.SIGSTOP
-                )  # freeze it, then kill only on a whole checkpoint
+                )  # freeze it, then kill only on whole checkpoints
                 try:
-                    torch.load(last, map_location="cpu", weights_only=False)
+                    for checkpoint in (last, best):
+                        torch.load(checkpoint, map_location="cpu", weights_only=False)
                     os.killpg(proc.pid, signal.SIGKILL)
                     killed = True
                 except Exception:  # caught mid-write: let it finish writing
@@ -346,7 +349,6 @@ def test_training_killed_after_an_epoch_resumes_to_the_end(tmp_path):
     done = len(results.read_text().splitlines()) - 1
     assert 1 <= done < epochs
     assert not (out / "tiny-cd.pt").exists()
-    best = out / "train" / "weights" / "best.pt"
     best.write_bytes(best.read_bytes()[:4096])  # the worst moment: killed while writing best.pt
     # --finish keeps the best epoch so far, without training further
     with pytest.raises(SystemExit) as exit_info:
@@ -464,3 +466,12 @@ def test_the_half_relief_run_differs_from_the_nuisance_run_only_in_the_relief_sh
     assert 0 < half["data"]["fairdrone"].pop("relief") < full["data"]["fairdrone"].pop("relief")
     assert full.pop("out") != half.pop("out")
     assert full == half
+
+
+def test_the_larger_than_life_run_is_the_half_relief_run_with_magnified_chips():
+    half = load_config("models/configs/cpu_seg_nuisance1_relief15.yaml").model_dump()
+    larger = load_config("models/configs/cpu_seg_nuisance1_relief15_larger.yaml").model_dump()
+    assert half["data"]["fairdrone"].pop("magnify") == 0
+    assert 0 < larger["data"]["fairdrone"].pop("magnify") < 1
+    assert half.pop("out") != larger.pop("out")
+    assert half == larger
