@@ -72,6 +72,13 @@ class FairDroneData(_Strict):
         le=1,
         description="share of baselines whose standing roofs lean (off-nadir relief displacement)",
     )
+    magnify: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of chips shown 1.25-2x larger than life (larger structures than the "
+        "mosaics' houses)",
+    )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 

@@ -100,6 +100,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 other_sun=fd.other_sun,
                 nuisance=fd.nuisance,
                 relief=fd.relief,
+                magnify=fd.magnify,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)
@@ -122,8 +123,16 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
     return out
 
 
+#: spec fields added after chip stores existed: recorded only when set, so older stores still match
+_LATER_FIELDS = ("magnify",)
+
+
 def _spec_json(spec: Any) -> str:
-    return json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
+    fields = dataclasses.asdict(spec)
+    for name in _LATER_FIELDS:
+        if not fields.get(name, 1):
+            fields.pop(name)
+    return json.dumps(fields, sort_keys=True, default=list)
 
 
 def _chip_folder(cfg: TrainConfig, root: Path, source: str, spec: Any) -> Path:

@@ -136,3 +136,54 @@ def test_relief_changes_only_baselines_and_no_label(tmp_path):
         differ += int(not np.array_equal(a[..., 3:], b[..., 3:]))
         np.testing.assert_array_equal(a[..., :3], b[..., :3])  # the drone flight has no lean
     assert differ >= 3
+
+
+def _polygon_areas(labels_dir) -> list[float]:
+    """Areas (share of the chip) of every labelled outline in a YOLO-seg label folder."""
+    areas = []
+    for lbl in sorted(labels_dir.glob("*.txt")):
+        for line in lbl.read_text().splitlines():
+            xy = np.array(line.split()[1:], float).reshape(-1, 2)
+            x, y = xy[:, 0], xy[:, 1]
+            areas.append(0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))))
+    return areas
+
+
+def test_magnified_chips_show_the_same_buildings_larger_and_leave_the_rest_alone(tmp_path):
+    img, ids = _scene()
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=12, n_val=0, size_px=96, gsd_range=(0.1, 0.1), no_change_fraction=0.0,
+                paste_fraction=0.0, estate_fraction=0.0)  # fmt: skip
+    for name, magnify in (("plain", 0.0), ("larger", 1.0), ("half", 0.5)):
+        build_fairdrone(prep, tmp_path / name, FairDroneSpec(**base, magnify=magnify))
+    plain = _polygon_areas(tmp_path / "plain" / "labels" / "train")
+    larger = _polygon_areas(tmp_path / "larger" / "labels" / "train")
+    assert plain and larger
+    # a 5 m roof covers 1.25-2x more of the chip in each direction: 1.6-4x the area
+    assert 1.5 < np.median(larger) / np.median(plain) < 4.5
+    same = differ = 0
+    for chip in sorted((tmp_path / "plain" / "images" / "train").glob("*.tif")):
+        a, b = read_chip(chip), read_chip(tmp_path / "half" / "images" / "train" / chip.name)
+        if np.array_equal(a, b):
+            same += 1
+            assert (tmp_path / "half" / "labels" / "train" / (chip.stem + ".txt")).read_text() == (
+                tmp_path / "plain" / "labels" / "train" / (chip.stem + ".txt")
+            ).read_text()
+        else:
+            differ += 1
+    assert same >= 2 and differ >= 2  # about half are enlarged; the others are the plain chips
+
+
+def test_a_spec_without_magnification_keeps_the_chip_store_key_it_had():
+    """``magnify`` came after chip stores existed: at 0 it is left out of the recorded spec, so a
+    store built before it is still found; set, it is a different set of chips."""
+    from models.train import _spec_json
+
+    plain = json.loads(_spec_json(FairDroneSpec(nuisance=0.6)))
+    assert "magnify" not in plain and plain["nuisance"] == 0.6
+    assert json.loads(_spec_json(FairDroneSpec(nuisance=0.6, magnify=0.5)))["magnify"] == 0.5

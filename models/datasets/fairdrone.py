@@ -17,7 +17,10 @@ With ``nuisance`` > 0, that share of the chips (of every kind) also gets change 
 structure, painted by :mod:`models.datasets.nuisance`: cars that moved, a plot of ground in
 another season's cover, re-roofed and demolished buildings; the labels stay the same. With
 ``relief`` > 0, that share of the baselines sees the standing buildings' roofs leaning, as an
-off-nadir satellite or aerial frame does (:func:`models.datasets.nuisance.lean_roofs`).
+off-nadir satellite or aerial frame does (:func:`models.datasets.nuisance.lean_roofs`). With
+``magnify`` > 0, that share of the chips shows its window 1.25-2x larger than life (a smaller
+window resampled to the chip; blur drawn as for the others, in the enlarged units): the six
+mosaics' houses are small (40-80 m2), the users' villages, suburbs and sheds are not.
 
 Each new building is labelled with its **outline** (from the OSM footprint), class
 ``new_building``. ``no_change_fraction`` of the chips change nothing (nuisance differences only).
@@ -72,7 +75,12 @@ class FairDroneSpec:
     other_sun: float = 0.0
     nuisance: float = 0.0
     relief: float = 0.0
+    magnify: float = 0.0
     seed: int = 0
+
+
+#: how much larger than life a magnified chip shows its window (linear, uniform)
+MAGNIFY_RANGE: tuple[float, float] = (1.25, 2.0)
 
 
 def _bboxes(ids: np.ndarray, remove: list[int]) -> dict[int, tuple[int, int, int, int]]:
@@ -330,7 +338,11 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
     name = names[int(rng.integers(len(names)))]
     img, ids, stored_gsd, counts = _load(Path(prepared), name)
     scale_jitter = float(rng.uniform(0.85, 1.15))
-    window = round(spec.size_px * spec.working_gsd * scale_jitter / stored_gsd)
+    larger = 1.0  # its own generator: the chip is otherwise the one at true size
+    rng_m = np.random.default_rng([spec.seed, int(split == "train"), index, 0x6D61])
+    if spec.magnify > 0 and rng_m.random() < spec.magnify:
+        larger = float(rng_m.uniform(*MAGNIFY_RANGE))
+    window = round(spec.size_px * spec.working_gsd * scale_jitter / (stored_gsd * larger))
     win_img, win_ids = _window(img, ids, window, rng)
     present = [int(i) for i in np.unique(win_ids) if i]
     no_change = bool(rng.random() < spec.no_change_fraction) or not present
@@ -381,7 +393,7 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
     native_gsd = float(rng.uniform(*spec.gsd_range))
     chips = []
     for arr in (after, before):
-        f = min(1.0, stored_gsd / native_gsd)
+        f = min(1.0, stored_gsd * larger / native_gsd)  # blur in the chip's (enlarged) units
         arr = cv2.resize(arr, (max(1, round(window * f)),) * 2, interpolation=cv2.INTER_AREA)
         chips.append(cv2.resize(arr, (spec.size_px,) * 2, interpolation=cv2.INTER_LINEAR))
     k = spec.size_px / window
