@@ -123,16 +123,25 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
     return out
 
 
-#: spec fields added after chip stores existed: recorded only when set, so older stores still match
-_LATER_FIELDS = ("magnify",)
+#: spec fields added after chip stores existed, all off at 0: left out of the record when off, so
+#: a store built before a field existed (or recorded with it at 0) is still the same chips
+_LATER_FIELDS = ("nuisance", "relief", "magnify")
+
+
+def _normalised(fields: dict[str, Any]) -> str:
+    fields = {k: v for k, v in fields.items() if not (k in _LATER_FIELDS and not v)}
+    return json.dumps(fields, sort_keys=True, default=list)
 
 
 def _spec_json(spec: Any) -> str:
-    fields = dataclasses.asdict(spec)
-    for name in _LATER_FIELDS:
-        if not fields.get(name, 1):
-            fields.pop(name)
-    return json.dumps(fields, sort_keys=True, default=list)
+    return _normalised(dataclasses.asdict(spec))
+
+
+def _same_spec(record: Path, wanted: str) -> bool:
+    try:
+        return _normalised(json.loads(record.read_text())) == wanted
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _chip_folder(cfg: TrainConfig, root: Path, source: str, spec: Any) -> Path:
@@ -160,7 +169,7 @@ def _reuse_or_build(root: Path, spec: Any, build: Callable[[], Path]) -> Path:
         record = root / "spec.json"
         wanted = _spec_json(spec)
         data_yaml = root / "data.yaml"
-        if record.is_file() and data_yaml.is_file() and record.read_text() == wanted:
+        if record.is_file() and data_yaml.is_file() and _same_spec(record, wanted):
             log.info("%s: chips already built for this spec; reused", root)
             return data_yaml
         record.unlink(missing_ok=True)

@@ -179,11 +179,33 @@ def test_magnified_chips_show_the_same_buildings_larger_and_leave_the_rest_alone
     assert same >= 2 and differ >= 2  # about half are enlarged; the others are the plain chips
 
 
-def test_a_spec_without_magnification_keeps_the_chip_store_key_it_had():
-    """``magnify`` came after chip stores existed: at 0 it is left out of the recorded spec, so a
-    store built before it is still found; set, it is a different set of chips."""
-    from models.train import _spec_json
+def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
+    """``nuisance``, ``relief`` and ``magnify`` came after chip sets had been built: a set whose
+    recorded spec lacks them (or has them at 0) is the same chips as a spec with them off, and is
+    reused; with one of them set it is another set, and is built."""
+    import dataclasses
 
-    plain = json.loads(_spec_json(FairDroneSpec(nuisance=0.6)))
-    assert "magnify" not in plain and plain["nuisance"] == 0.6
-    assert json.loads(_spec_json(FairDroneSpec(nuisance=0.6, magnify=0.5)))["magnify"] == 0.5
+    from models.train import _reuse_or_build
+
+    root = tmp_path / "fairdrone"
+    root.mkdir()
+    (root / "data.yaml").write_text("path: .\n")
+    old = dataclasses.asdict(FairDroneSpec())
+    for name in ("nuisance", "relief", "magnify"):
+        old.pop(name)
+    (root / "spec.json").write_text(json.dumps(old, sort_keys=True))
+    builds: list[int] = []
+
+    def build():
+        builds.append(1)
+        return root / "data.yaml"
+
+    assert _reuse_or_build(root, FairDroneSpec(), build) == root / "data.yaml"
+    assert builds == []  # reused
+    _reuse_or_build(root, FairDroneSpec(magnify=0.5), build)
+    assert builds == [1]  # another set: built, and recorded with the field
+    assert json.loads((root / "spec.json").read_text())["magnify"] == 0.5
+    _reuse_or_build(root, FairDroneSpec(magnify=0.5), build)
+    assert builds == [1]
+    _reuse_or_build(root, FairDroneSpec(), build)
+    assert builds == [1, 1]
