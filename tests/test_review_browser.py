@@ -124,6 +124,13 @@ def test_review_in_chromium(tmp_path: Path) -> None:
             "els => els.map(e => [e.dataset.caseId, e.querySelector('.tag').textContent])",
         )
         assert dict(tags)[first] == "制止" and dict(tags)[second] == "已驳回"
+        # a decided case cannot be confirmed again: the key says so instead of doing nothing
+        page.click(f"#queue li[data-case-id='{second}']")
+        _until(page, f"document.body.dataset.caseId === '{second}'")
+        page.keyboard.press("c")
+        _until(page, "document.getElementById('msg').textContent.includes('not from its state')")
+        assert second in page.inner_text("#msg") and "已驳回" in page.inner_text("#msg")
+        assert page.evaluate("window.bwTimings.length") == 0  # nothing was sent since the reload
         page.select_option("select[name=status]", "verify")
         _until(page, "document.querySelectorAll('#queue li').length === 2")
 

@@ -6,6 +6,7 @@
   const S = {
     items: [], idx: -1, detail: null, mode: "side", blink: null,
     rejecting: false, reasons: [], options: null,
+    queueSeq: 0, caseSeq: 0,  // the latest request of each kind; older answers are dropped
   };
   // this tab's verdicts, newest last, kept across reloads for undo
   S.undo = JSON.parse(sessionStorage.getItem("bw-undo") || "[]");
@@ -61,7 +62,9 @@
 
   async function loadQueue(selectId) {
     const p = params();
+    const seq = ++S.queueSeq;
     const data = await api("/api/queue?" + p.toString());
+    if (seq !== S.queueSeq) return;  // the filters changed while this was on its way
     S.items = data.items;
     S.reasons = data.reasons;
     if (!S.options) {
@@ -122,9 +125,13 @@
     const id = S.items[i].case_id;
     S.detail = null;  // keys wait for this case: a verdict never lands on the previous one
     delete document.body.dataset.caseId;
+    const seq = ++S.caseSeq;
+    let detail;
     try {
-      S.detail = await api("/api/case/" + encodeURIComponent(id));
-    } catch (e) { say(e.message); return; }
+      detail = await api("/api/case/" + encodeURIComponent(id));
+    } catch (e) { if (seq === S.caseSeq) say(e.message); return; }
+    if (seq !== S.caseSeq) return;  // another case was chosen meanwhile: its answer decides
+    S.detail = detail;
     renderDetail();
   }
 
@@ -202,6 +209,11 @@
     $("btn-confirm").textContent = "确认 confirm (C)" + (d.confirm_to_zh ? " → " + d.confirm_to_zh : "");
     $("btn-reject").disabled = !d.can_reject;
     renderMap(d.map);
+  }
+
+  function notAllowed(what) {  // a key that does nothing says why
+    const c = S.detail.case;
+    return c.case_id + ": " + c.state_zh + "，不能" + what + " — not from its state " + c.state;
   }
 
   async function verdict(action, reason, t0) {
@@ -296,11 +308,16 @@
       ev.preventDefault();
       return;
     }
+    const confirm = () => {
+      if (S.detail && !S.detail.can_confirm) say(notAllowed("确认 confirm"));
+      else verdict("confirm", "", t0);
+    };
+    const reject = () => {
+      if (S.detail && !S.detail.can_reject) { say(notAllowed("驳回 reject")); return; }
+      if (S.detail) { S.rejecting = true; $("reasons").hidden = false; }
+    };
     const acts = {
-      c: () => S.detail && S.detail.can_confirm && verdict("confirm", "", t0),
-      y: () => S.detail && S.detail.can_confirm && verdict("confirm", "", t0),
-      x: () => { if (S.detail && S.detail.can_reject) { S.rejecting = true; $("reasons").hidden = false; } },
-      r: () => { if (S.detail && S.detail.can_reject) { S.rejecting = true; $("reasons").hidden = false; } },
+      c: confirm, y: confirm, x: reject, r: reject,
       s: next, j: next, arrowdown: next,
       k: () => select(S.idx - 1), arrowup: () => select(S.idx - 1),
       u: undoLast,
