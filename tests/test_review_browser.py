@@ -4,6 +4,7 @@ A reviewer confirms one lead and rejects another from the keyboard; the ledger r
 reload shows them; a second reviewer's verdict on a case the first one's page still shows is
 refused; undo withdraws the last verdict; unit names full of markup stay text. The page's
 screenshot is written under the test's tmp dir and the key-press → stored-verdict times printed.
+A case whose answer comes after the reviewer has moved on does not replace the one shown.
 """
 
 from __future__ import annotations
@@ -186,3 +187,55 @@ def test_review_in_chromium(tmp_path: Path) -> None:
         f"screenshot {shot}"
     )
     assert median < 5000
+
+
+def test_a_late_answer_for_a_case_left_behind_does_not_replace_the_one_shown(
+    tmp_path: Path,
+) -> None:
+    """The reviewer moves on before a case has loaded: when its answer comes late, the page keeps
+    showing (and deciding) the case chosen last, not the one left behind."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from pipelines.maps.inputs import load_units, planning_units
+
+    r = make_reviewable(tmp_path, n=3)
+    units = planning_units(load_units(r.units), str(r.units))
+    app = create_app(ReviewSettings(ledger=r.ledger, units=units, who=""))
+    held: list[Any] = []
+    with ReviewServer(app) as server, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
+        page = browser.new_page()
+        local = server.url.rstrip("/")
+        hold_next_case = {"on": True}
+
+        def route(rt: Any) -> None:
+            url = rt.request.url
+            if not url.startswith(local):
+                rt.abort()
+            elif "/api/case/" in url and "/api/chip/" not in url and hold_next_case["on"]:
+                hold_next_case["on"] = False
+                held.append(rt)  # answered later, by hand
+            else:
+                rt.continue_()
+
+        page.route("**/*", route)
+        page.goto(server.url)
+        page.wait_for_selector("#queue li")
+        _until(page, "document.querySelectorAll('#queue li').length === 3")
+        for _ in range(100):  # the first case's answer is on hold
+            if held:
+                break
+            page.wait_for_timeout(20)
+        assert len(held) == 1
+        first, second = _queue_ids(page)[:2]
+        assert first in held[0].request.url
+        page.click(f"#queue li[data-case-id='{second}']")
+        _until(page, f"document.body.dataset.caseId === '{second}'")
+        held[0].continue_()  # now the left-behind case answers
+        page.wait_for_timeout(500)
+        assert page.evaluate("document.body.dataset.caseId") == second
+        assert second in page.inner_text("#fields") and first not in page.inner_text("#fields")
+        browser.close()
