@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,3 +50,39 @@ def bench_tiles(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
         f, b, _ = chip_from_pair(pair, size, 0.2, rng)
         tiles.append(np.concatenate([f, b], axis=2))
     return tiles
+
+
+def add_check_flags(ap: Any) -> None:
+    """``--consensus`` and ``--unchanged [MIN_NCC]`` / ``--no-unchanged`` on an argparse parser."""
+    ap.add_argument("--consensus", action="store_true",
+                    help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
+    ap.add_argument("--unchanged", nargs="?", type=float, const=-1.0, default=None,
+                    metavar="MIN_NCC", help="unchanged-structure test on (opt-in), "
+                    "optionally at another min_ncc (models/unchanged.py)")  # fmt: skip
+    ap.add_argument(
+        "--no-unchanged",
+        action="store_true",
+        help="unchanged-structure test off, whatever the config default",
+    )
+
+
+def check_config(args: Any, raw: dict | None = None) -> dict:
+    """``raw`` config with ``detector.consensus`` / ``detector.unchanged`` as the flags ask."""
+    raw = dict(raw or {})
+    det = raw.setdefault("detector", {})
+    if args.consensus:
+        det["consensus"] = {"enabled": True}
+    if args.no_unchanged:
+        det["unchanged"] = {"enabled": False}
+    elif args.unchanged is not None:  # on; at its default min_ncc unless one was given
+        det["unchanged"] = {"enabled": True}
+        if args.unchanged >= 0:
+            det["unchanged"]["min_ncc"] = args.unchanged
+    return raw
+
+
+def checks_label(config: Any) -> dict:
+    """What was switched on around the detector, for the benchmark's JSON rows."""
+    d = config.detector
+    return {"consensus": d.consensus.enabled,
+            "unchanged": d.unchanged.min_ncc if d.unchanged.enabled else None}  # fmt: skip

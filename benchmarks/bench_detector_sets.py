@@ -2,7 +2,7 @@
 
     python benchmarks/bench_detector_sets.py --weights A.pt [B.pt ...] [--min-score 0.4 0.5]
         [--gsd 0.2] [--sets synthetic whu dsifn nochange-syn nochange-real] [--json out.json]
-        [--consensus]
+        [--consensus] [--unchanged [MIN_NCC] | --no-unchanged]
 
 For each weights file and ``min_score`` (both classes), everything runs through
 ``pipelines.detect.detect_leads`` with the default config otherwise, objects matched at IoU >= 0.25:
@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _common  # noqa: F401  (puts the repository on sys.path)
+import _common  # (also puts the repository on sys.path)
 import numpy as np
 from bench_nochange import ensure_district
 
 from models.evaluate import iou_matrix, match_greedy
 from pipelines.config import BuildwatchConfig
-from pipelines.detect import detect_leads
+from pipelines.detect import detect_leads, wrap_detector
 
 HERE = Path(__file__).resolve().parents[1]
 DATA = HERE.parent / "shared" / "data"
@@ -158,8 +158,7 @@ def main() -> None:
     ap.add_argument("--min-score", type=float, nargs="+", default=[None])
     ap.add_argument("--gsd", type=float, default=None)
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--consensus", action="store_true",
-                    help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
+    _common.add_check_flags(ap)
     ap.add_argument("--sets", nargs="+",
                     default=["synthetic", "whu", "dsifn", "nochange-syn", "nochange-real"])  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
@@ -172,20 +171,17 @@ def main() -> None:
     rows = []
     thresholds = sorted(t for t in args.min_score if t is not None) or [None]
     for weights in args.weights:
-        det = ChangeDetector.load(weights, device="cpu", backend=args.backend)
-        if args.consensus:
-            from models.consensus import ScaleConsensus
-            from pipelines.config import ConsensusConfig
-
-            c = ConsensusConfig(enabled=True)
-            det = ScaleConsensus(det, c.scale, c.min_score, c.min_overlap)
-        raw: dict[str, Any] = {}
+        raw: dict[str, Any] = _common.check_config(args)
         if thresholds[0] is not None:  # one run at the lowest threshold; the others filter it
             low = thresholds[0]
             raw["filters"] = {"min_score": {"new_building": low, "construction": low}}
         if args.gsd:
             raw["tiling"] = {"gsd": args.gsd}
         config = BuildwatchConfig.model_validate(raw)
+        # the detector as `detect` runs it: the checks the config switches on around it
+        det = wrap_detector(
+            ChangeDetector.load(weights, device="cpu", backend=args.backend), config
+        )
         t0 = time.perf_counter()
         runs: dict[str, list[Run]] = {}
         if "synthetic" in args.sets:
@@ -202,7 +198,7 @@ def main() -> None:
         for t in thresholds:
             cut = t if t is not None else 0.0
             row: dict[str, Any] = {"weights": str(weights or "shipped"), "min_score": t,
-                                   "gsd": args.gsd, "consensus": args.consensus,
+                                   "gsd": args.gsd, **_common.checks_label(config),
                                    "seconds": seconds}  # fmt: skip
             row.update({name: score(r, cut) for name, r in runs.items()})
             rows.append(row)

@@ -120,8 +120,11 @@ def main() -> None:
         detector: Any = DifferenceDetector()
     else:
         from models.detector import ChangeDetector
+        from pipelines.config import BuildwatchConfig
+        from pipelines.detect import wrap_detector
 
-        detector = ChangeDetector.load(args.weights)
+        # the detector as `detect` runs it (the default config's checks around it)
+        detector = wrap_detector(ChangeDetector.load(args.weights), BuildwatchConfig())
     rows = []
     for seed in args.seeds:
         folder = ensure_district(args.root, seed, args.size_m, args.gsd, False, args.days_before)

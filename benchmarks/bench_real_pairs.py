@@ -20,7 +20,8 @@ benchmarks/bench_real_pairs.py --label before``):
   false.
 
 ``--weights`` measures other weights, ``--gsd`` another working GSD (tiling.gsd), ``--min-score``
-another lead threshold (both classes), ``--consensus`` the detector with scale consensus on.
+another lead threshold (both classes), ``--consensus`` the detector with scale consensus on,
+``--no-unchanged`` without the unchanged-structure test the default config runs.
 
 Validation only: nothing here is trained on. Skips (with a line) what is absent.
 """
@@ -35,6 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _common  # (also puts the repository on sys.path)
 import cv2
 import numpy as np
 import rasterio
@@ -173,27 +175,22 @@ def main() -> None:
     ap.add_argument("--gsd", type=float, default=None, help="working GSD (tiling.gsd)")
     ap.add_argument("--min-score", type=float, default=None, help="lead threshold, both classes")
     ap.add_argument("--only", choices=["change", "no_change"], default=None)
-    ap.add_argument("--consensus", action="store_true",
-                    help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
+    _common.add_check_flags(ap)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from models.detector import ChangeDetector
     from pipelines.config import BuildwatchConfig
+    from pipelines.detect import wrap_detector
 
-    raw: dict = {"coreg": {"mode": "off"}} if args.coreg_off else {}
+    raw: dict = _common.check_config(args, {"coreg": {"mode": "off"}} if args.coreg_off else {})
     if args.gsd:
         raw["tiling"] = {"gsd": args.gsd}
     if args.min_score is not None:
         raw["filters"] = {"min_score": {"new_building": args.min_score,
                                         "construction": args.min_score}}  # fmt: skip
     config = BuildwatchConfig.model_validate(raw)
-    det = ChangeDetector.load(args.weights, device="cpu")
-    if args.consensus:
-        from models.consensus import ScaleConsensus
-        from pipelines.config import ConsensusConfig
-
-        c = ConsensusConfig(enabled=True)
-        det = ScaleConsensus(det, c.scale, c.min_score, c.min_overlap)
+    # the detector as `detect` runs it: the checks the config switches on around it
+    det = wrap_detector(ChangeDetector.load(args.weights, device="cpu"), config)
     result: dict = {}
     if args.only != "no_change":
         print(f"== {args.label}: change pairs (WHU-CD, DSIFN-CD) through detect_leads")

@@ -53,8 +53,10 @@ def main() -> None:
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from models.detector import ChangeDetector
+    from pipelines.config import BuildwatchConfig
+    from pipelines.detect import wrap_detector
 
-    det = ChangeDetector.load(args.weights, device="cpu")
+    det = wrap_detector(ChangeDetector.load(args.weights, device="cpu"), BuildwatchConfig())
     args.out.mkdir(parents=True, exist_ok=True)
     total = {"miss": 0, "false": 0, "hit": 0}
     for set_name, gsd in (("whu-cd", 0.2), ("dsifn-cd", 0.5)):

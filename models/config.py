@@ -79,6 +79,13 @@ class FairDroneData(_Strict):
         description="share of chips shown 1.25-2x larger than life (larger structures than the "
         "mosaics' houses)",
     )
+    water: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of chips with standing water on one date only (a pond, flooded "
+        "paddies, puddles; models.datasets.nuisance.flood_ground)",
+    )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 

@@ -101,6 +101,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 nuisance=fd.nuisance,
                 relief=fd.relief,
                 magnify=fd.magnify,
+                water=fd.water,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)
@@ -125,7 +126,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
 
 #: spec fields added after chip stores existed, all off at 0: left out of the record when off, so
 #: a store built before a field existed (or recorded with it at 0) is still the same chips
-_LATER_FIELDS = ("nuisance", "relief", "magnify")
+_LATER_FIELDS = ("nuisance", "relief", "magnify", "water")
 
 
 def _normalised(fields: dict[str, Any]) -> str:

@@ -74,6 +74,21 @@ class ConsensusConfig(_Strict):
     )
 
 
+class UnchangedConfig(_Strict):
+    """Unchanged-structure test (:mod:`models.unchanged`): a candidate whose flight patch the
+    baseline shows within ``radius_m`` (a leaning or misregistered standing roof) is dropped.
+    Off by default (it can drop a small extension built onto a standing roof); measured on the
+    model card (*Unchanged-structure test*)."""
+
+    enabled: bool = False
+    radius_m: float = Field(
+        3.0, ge=0, le=20, description="how far a standing roof may lean or be misregistered (m)"
+    )
+    min_ncc: float = Field(
+        0.8, gt=0, le=1, description="best baseline match (normalised cross-correlation) that drops"
+    )
+
+
 class DetectorConfig(_Strict):
     """Which model to run and where."""
 
@@ -86,6 +101,7 @@ class DetectorConfig(_Strict):
         "auto", description="OpenVINO CPU arithmetic: auto (bf16 where the CPU has it) or f32"
     )
     consensus: ConsensusConfig = ConsensusConfig()
+    unchanged: UnchangedConfig = UnchangedConfig()
 
 
 class TilingConfig(_Strict):

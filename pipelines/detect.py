@@ -51,6 +51,7 @@ __all__ = [
     "detect_leads",
     "usable_coverage",
     "load_detector",
+    "wrap_detector",
     "tiling_params",
     "software_version",
 ]
@@ -139,12 +140,24 @@ def load_detector(config: BuildwatchConfig) -> Any:
         batch=config.detector.batch,
         precision=config.detector.precision,
     )
-    c = config.detector.consensus
-    if not c.enabled:
-        return detector
-    from models.consensus import ScaleConsensus
+    return wrap_detector(detector, config)
 
-    return ScaleConsensus(detector, c.scale, c.min_score, c.min_overlap)
+
+def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
+    """``detector`` with the checks ``config.detector`` switches on around it: scale consensus
+    (:mod:`models.consensus`), then the unchanged-structure test (:mod:`models.unchanged`).
+    Everything that runs the detector for the product or measures it goes through here."""
+    c = config.detector.consensus
+    if c.enabled:
+        from models.consensus import ScaleConsensus
+
+        detector = ScaleConsensus(detector, c.scale, c.min_score, c.min_overlap)
+    u = config.detector.unchanged
+    if u.enabled:
+        from models.unchanged import UnchangedFilter
+
+        detector = UnchangedFilter(detector, u.radius_m, u.min_ncc)
+    return detector
 
 
 def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
@@ -156,9 +169,10 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
             digest = file_sha256(weights)
         overlap = getattr(card, "overlap_px", None)
         name = str(getattr(card, "name", "detector"))
-        consensus = getattr(predict, "consensus", None)
-        if isinstance(consensus, dict):  # models.consensus.ScaleConsensus: say so in provenance
-            name += "+consensus(" + ",".join(f"{k}={v:g}" for k, v in consensus.items()) + ")"
+        for extra in ("consensus", "unchanged"):  # models.consensus, models.unchanged wrappers
+            settings = getattr(predict, extra, None)
+            if isinstance(settings, dict):  # say so in provenance
+                name += f"+{extra}(" + ",".join(f"{k}={v:g}" for k, v in settings.items()) + ")"
         info = ModelInfo(
             name=name,
             sha256=digest[:16],

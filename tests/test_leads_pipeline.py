@@ -397,3 +397,39 @@ def test_scale_consensus_runs_through_the_pipeline_and_is_named_in_provenance(
     }
     assert 128 in shapes and 85 in shapes  # full tiles and their 2/3 looks
     assert shapes.count(85) < shapes.count(128)  # tiles with nothing are not looked at twice
+
+
+def test_the_unchanged_test_runs_through_the_pipeline_and_is_named_in_provenance(
+    tmp_path, monkeypatch
+):
+    """Wrapped in the unchanged-structure test, a detector that calls every roof of the flight
+    new keeps those the baseline lacks (and the leads say the test was on), and drops them all
+    when the baseline shows the same roofs."""
+    from types import SimpleNamespace
+
+    from models.candidates import Candidates
+    from models.unchanged import UnchangedFilter
+
+    monkeypatch.setattr(detect_mod, "_open_pair", stand_in_open_pair)
+
+    class EveryRoof:  # sees the flight only: every structure in it is "new"
+        card = SimpleNamespace(name="fake-cd", sha256="cd" * 32, working_gsd_m=0.2, imgsz=128,
+                               overlap_px=32)  # fmt: skip
+
+        def predict(self, images, conf=0.25):
+            ground = [np.broadcast_to(np.median(im[..., :3].reshape(-1, 3), axis=0),
+                                      im[..., :3].shape).astype(np.uint8) for im in images]  # fmt: skip
+            found = oracle_predict([np.concatenate([im[..., :3], g], axis=2)
+                                    for im, g in zip(images, ground, strict=True)])  # fmt: skip
+            # a box with a rim of ground around the roof, as a detector's box has
+            return [Candidates(c.xyxy + np.array([-3, -3, 3, 3], np.float32), c.score, c.class_id)
+                    for c in found]  # fmt: skip
+
+    roofs = [Structure(s.x0, s.y0, s.x1, s.y1, YELLOW) for s in STRUCTURES[:2]]  # brighter
+    flight, baseline = write_pair(tmp_path, roofs)
+    assert len(detect_leads(flight, flight, predict=EveryRoof()).leads) == 2  # it sees roofs
+    res = detect_leads(flight, baseline, predict=UnchangedFilter(EveryRoof()))
+    assert len(res.leads) == 2
+    assert set(res.leads["model_name"]) == {"fake-cd+unchanged(radius_m=3,min_ncc=0.8)"}
+    same = detect_leads(flight, flight, predict=UnchangedFilter(EveryRoof()))
+    assert len(same.leads) == 0  # every roof is in the baseline, where it was

@@ -83,10 +83,11 @@ def test_settings_are_checked():
 def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     from pipelines.detect import _model_of, load_detector
 
-    plain = load_detector(BuildwatchConfig())
+    off = {"unchanged": {"enabled": False}}  # the consensus alone (models/unchanged.py aside)
+    plain = load_detector(BuildwatchConfig.model_validate({"detector": off}))
     assert not isinstance(plain, ScaleConsensus)
     det = load_detector(
-        BuildwatchConfig.model_validate({"detector": {"consensus": {"enabled": True}}})
+        BuildwatchConfig.model_validate({"detector": {**off, "consensus": {"enabled": True}}})
     )
     assert isinstance(det, ScaleConsensus)
     assert det.card.name == plain.card.name

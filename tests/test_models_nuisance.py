@@ -8,7 +8,13 @@ import cv2
 import numpy as np
 
 from models.datasets.fairdrone import FairDroneSpec, build_fairdrone
-from models.datasets.nuisance import add_nuisance, paint_vehicles, recolour_ground, reroof
+from models.datasets.nuisance import (
+    add_nuisance,
+    flood_ground,
+    paint_vehicles,
+    recolour_ground,
+    reroof,
+)
 from models.datasets.writer import read_chip
 
 GSD = 0.1
@@ -180,7 +186,7 @@ def test_magnified_chips_show_the_same_buildings_larger_and_leave_the_rest_alone
 
 
 def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
-    """``nuisance``, ``relief`` and ``magnify`` came after chip sets had been built: a set whose
+    """``nuisance``, ``relief``, ``magnify`` and ``water`` came after chip sets had been built: a set whose
     recorded spec lacks them (or has them at 0) is the same chips as a spec with them off, and is
     reused; with one of them set it is another set, and is built."""
     import dataclasses
@@ -191,7 +197,7 @@ def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
     root.mkdir()
     (root / "data.yaml").write_text("path: .\n")
     old = dataclasses.asdict(FairDroneSpec())
-    for name in ("nuisance", "relief", "magnify"):
+    for name in ("nuisance", "relief", "magnify", "water"):
         old.pop(name)
     (root / "spec.json").write_text(json.dumps(old, sort_keys=True))
     builds: list[int] = []
@@ -209,3 +215,46 @@ def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
     assert builds == [1]
     _reuse_or_build(root, FairDroneSpec(), build)
     assert builds == [1, 1]
+
+
+def test_water_stays_off_the_buildings_and_is_smoother_than_the_ground_it_covers():
+    img, ids = _scene()
+    free = cv2.dilate((ids > 0).astype(np.uint8), np.ones((21, 21), np.uint8)) == 0
+    painted = 0
+    for seed in range(24):  # ponds, paddies and puddles, all kinds drawn
+        out = flood_ground(img, free, np.random.default_rng(seed), GSD)
+        changed = _changed(out, img)
+        assert not changed[~free].any()
+        if changed.sum() * GSD**2 < 1.0:  # nothing fitted this time
+            continue
+        painted += 1
+        # inside the shore (a wet ring about 0.5 m wide) open water has little fine texture
+        core = cv2.erode(changed.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+        if core.sum() >= 50:
+            grain = [np.abs(x - cv2.GaussianBlur(x, (0, 0), 2))[core].mean()
+                     for x in (out.mean(axis=2), img.mean(axis=2))]  # fmt: skip
+            assert grain[0] < 0.5 * grain[1]
+    assert painted >= 12
+
+
+def test_water_changes_one_date_per_chip_and_no_label(tmp_path):
+    img, ids = _scene()
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=10, n_val=0, size_px=96, gsd_range=(0.1, 0.1), no_change_fraction=0.3)
+    build_fairdrone(prep, tmp_path / "plain", FairDroneSpec(**base))
+    build_fairdrone(prep, tmp_path / "wet", FairDroneSpec(**base, water=1.0))
+    flight = baseline = 0
+    for lbl in sorted((tmp_path / "plain" / "labels" / "train").glob("*.txt")):
+        assert (tmp_path / "wet" / "labels" / "train" / lbl.name).read_text() == lbl.read_text()
+        a = read_chip(tmp_path / "plain" / "images" / "train" / (lbl.stem + ".tif"))
+        b = read_chip(tmp_path / "wet" / "images" / "train" / (lbl.stem + ".tif"))
+        f = not np.array_equal(a[..., :3], b[..., :3])
+        g = not np.array_equal(a[..., 3:], b[..., 3:])
+        assert not (f and g)  # the water is on one date, the other is dry
+        flight, baseline = flight + f, baseline + g
+    assert flight >= 1 and baseline >= 1 and flight + baseline >= 5

@@ -477,14 +477,22 @@ def test_the_larger_than_life_run_is_the_half_relief_run_with_magnified_chips():
     assert half == larger
 
 
-def test_the_seed_replicate_trains_stage_1_on_the_same_chips_with_another_seed():
-    stage1 = load_config("models/configs/cpu_seg.yaml")
-    replicate = load_config("models/configs/cpu_seg_seed4.yaml")
-    assert replicate.seed != stage1.seed
-    # the chip seeds are pinned to stage 1's, so the chips are the same set
-    assert replicate.data.synthetic.seed == replicate.data.fairdrone.seed == stage1.seed
-    assert stage1.data.synthetic.seed is None and stage1.data.fairdrone.seed is None
-    a, b = stage1.model_dump(), replicate.model_dump()
+@pytest.mark.parametrize(
+    ("original", "replicate"),
+    [
+        ("models/configs/cpu_seg.yaml", "models/configs/cpu_seg_seed4.yaml"),
+        ("models/configs/cpu_seg_nuisance1.yaml", "models/configs/cpu_seg_nuisance1_seed4.yaml"),
+    ],
+)
+def test_a_seed_replicate_trains_its_recipe_on_the_same_chips_with_another_seed(
+    original: str, replicate: str
+) -> None:
+    first, again = load_config(original), load_config(replicate)
+    assert again.seed != first.seed
+    # the chip seeds are pinned to the original's, so the chips are the same set
+    assert again.data.synthetic.seed == again.data.fairdrone.seed == first.seed
+    assert first.data.synthetic.seed is None and first.data.fairdrone.seed is None
+    a, b = first.model_dump(), again.model_dump()
     for cfg in (a, b):
         cfg.pop("seed"), cfg.pop("out")
         cfg["data"]["synthetic"].pop("seed"), cfg["data"]["fairdrone"].pop("seed")

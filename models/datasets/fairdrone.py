@@ -20,7 +20,9 @@ another season's cover, re-roofed and demolished buildings; the labels stay the 
 off-nadir satellite or aerial frame does (:func:`models.datasets.nuisance.lean_roofs`). With
 ``magnify`` > 0, that share of the chips shows its window 1.25-2x larger than life (a smaller
 window resampled to the chip; blur drawn as for the others, in the enlarged units): the six
-mosaics' houses are small (40-80 m2), the users' villages, suburbs and sheds are not.
+mosaics' houses are small (40-80 m2), the users' villages, suburbs and sheds are not. With
+``water`` > 0, that share of the chips has standing water on one date only — a pond, flooded
+paddies, puddles (:func:`models.datasets.nuisance.flood_ground`) — away from every building.
 
 Each new building is labelled with its **outline** (from the OSM footprint), class
 ``new_building``. ``no_change_fraction`` of the chips change nothing (nuisance differences only).
@@ -76,6 +78,7 @@ class FairDroneSpec:
     nuisance: float = 0.0
     relief: float = 0.0
     magnify: float = 0.0
+    water: float = 0.0
     seed: int = 0
 
 
@@ -390,6 +393,12 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
         standing = [i for i in present if i not in new]
         if standing and rng_r.random() < spec.relief:
             before = lean_roofs(before, win_ids, standing, rng_r, stored_gsd)
+    if spec.water > 0:  # water on one date: its own generator, as above
+        from models.datasets.nuisance import add_water
+
+        rng_w = np.random.default_rng([spec.seed, int(split == "train"), index, 0x7761])
+        if rng_w.random() < spec.water:
+            after, before = add_water(after, before, win_ids, new_ids > 0, rng_w, stored_gsd)
     native_gsd = float(rng.uniform(*spec.gsd_range))
     chips = []
     for arr in (after, before):

@@ -2,7 +2,8 @@
 
 The real-pair failures a detector trained on pseudo pairs makes (model card, *Real failures*)
 are places that did change, but not by a new structure: cars that moved, a building demolished
-to its slab, a roof re-covered in another colour, a field ploughed to grey soil. These functions
+to its slab, a roof re-covered in another colour, a field ploughed to grey soil, a pond, a flooded
+paddy or puddles that one date has and the other not. These functions
 paint such changes onto real drone windows at their stored GSD, in pixels that hold no labelled
 new building, so a chip teaches "changed, yet nothing new". Pure functions on ``(h, w, 3)`` uint8
 arrays, id masks and a seeded ``numpy.random.Generator``; the pseudo-pair builder
@@ -23,7 +24,10 @@ __all__ = [
     "reroof",
     "demolish",
     "lean_roofs",
+    "flood_ground",
+    "free_ground",
     "add_nuisance",
+    "add_water",
 ]
 
 #: car body colours (RGB): white, silver, grey, black, red, blue, beige
@@ -32,6 +36,9 @@ _CAR_COLOURS = np.array([[235, 235, 232], [190, 192, 195], [120, 122, 125], [30,
 #: what a plot of ground turns into: grey bare soil, brown soil, green crop, straw, dark wet soil
 _GROUND_COLOURS = np.array([[102, 106, 95], [140, 112, 82], [78, 112, 55], [190, 170, 120],
                             [80, 72, 60]], np.float32)  # fmt: skip
+#: open water seen from above (RGB): murky green, silt brown, blue-grey, sky-lit, deep dark
+_WATER_COLOURS = np.array([[52, 68, 56], [98, 88, 66], [72, 86, 100], [150, 162, 172],
+                           [32, 37, 42]], np.float32)  # fmt: skip
 #: roof coverings: red tile, blue tin, grey tin, white, rust, green
 _ROOF_COLOURS = np.array([[165, 70, 50], [60, 95, 150], [150, 155, 160], [225, 225, 220],
                           [140, 80, 50], [70, 120, 90]], np.float32)  # fmt: skip
@@ -197,6 +204,112 @@ def lean_roofs(
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def flood_ground(
+    img: np.ndarray, free: np.ndarray, rng: np.random.Generator, gsd: float
+) -> np.ndarray:
+    """Put standing water on ``free`` ground: a pond, a row of flooded paddies, or puddles.
+
+    A pond is an irregular blob 6-40 m across; paddies are one to four rectangular plots
+    (10-40 m a side, one orientation) with an earth bund of about half a metre between them, as
+    a rice field looks in the weeks it is flooded; puddles are two to six blobs of 1-5 m. Water
+    takes one colour (murky green, silt brown, blue-grey, lit by the sky, or dark), keeps a tenth
+    of the ground's texture and gets faint ripples; its shore is darker wet soil. The one date
+    that gets it is the date the water is there; the other sees dry ground.
+    """
+    h, w = free.shape
+    x = img.astype(np.float32)
+    body = np.zeros((h, w), np.uint8)
+    kind = int(rng.integers(3))
+    if kind == 1:  # paddies: adjacent rotated rectangles, bunds left dry
+        side = np.asarray(rng.uniform(10, 40, 2)) / gsd
+        n = int(rng.integers(1, 5))
+        spot = None
+        while spot is None and min(side) * gsd >= 2.5:  # smaller plots where large ones do not fit
+            spot = _free_spot(free, max(2, int(min(side) / 3)), rng)
+            if spot is None:
+                side = side / 2
+        if spot is None:
+            return img
+        angle = float(rng.uniform(0, 180))
+        t = np.deg2rad(angle)
+        step = side[0] + 0.5 / gsd
+        for k in range(n):
+            cx = spot[0] + (k - (n - 1) / 2) * step * np.cos(t)
+            cy = spot[1] + (k - (n - 1) / 2) * step * np.sin(t)
+            pts = cv2.boxPoints(((float(cx), float(cy)), (float(side[0]), float(side[1])), angle))
+            cv2.fillPoly(body, [pts.astype(np.int32)], 1)
+    else:  # a pond, or puddles: blobs made by thresholding smoothed noise around a centre
+        count = 1 if kind == 0 else int(rng.integers(2, 7))
+        for _ in range(count):
+            d = float(rng.uniform(6, 40) if kind == 0 else rng.uniform(1, 5)) / gsd
+            spot = None
+            while spot is None and d * gsd >= 1:  # a smaller pond where a large one does not fit
+                spot = _free_spot(free, max(1, int(d / 4)), rng)
+                if spot is None:
+                    d /= 2
+            if spot is None:
+                continue
+            r = max(2, int(d))
+            noise = cv2.GaussianBlur(rng.normal(0, 1, (2 * r + 1, 2 * r + 1)).astype(np.float32),
+                                     (0, 0), max(1.0, r / 4))  # fmt: skip
+            yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float32)
+            blob = ((np.hypot(xx, yy) / (r / 2) - noise / (noise.std() + 1e-6)) < 1).astype(
+                np.uint8
+            )
+            outer, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.fillPoly(blob, outer, 1)  # no islands: the shore is the outer edge
+            canvas = np.zeros((h + 2 * r + 1, w + 2 * r + 1), np.uint8)  # the blob, clipped
+            canvas[spot[1] : spot[1] + 2 * r + 1, spot[0] : spot[0] + 2 * r + 1] = blob
+            body |= canvas[r : r + h, r : r + w]
+    body &= free.astype(np.uint8)
+    if body.sum() < 16:
+        return img
+    lum = x.mean(axis=2, keepdims=True)
+    inside = body > 0
+    texture = (lum - lum[inside].mean()) * 0.1
+    colour = _WATER_COLOURS[int(rng.integers(len(_WATER_COLOURS)))] + rng.normal(0, 8, 3)
+    ripple = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0),
+                              max(1.0, 0.4 / gsd))  # fmt: skip
+    water = colour[None, None, :] + texture + (ripple / (ripple.std() + 1e-6) * 3)[..., None]
+    shore_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(0.5 / gsd)) + 1,) * 2)
+    shore = (cv2.dilate(body, shore_k) > 0) & ~inside & free
+    out = x.copy()
+    out[shore] *= float(rng.uniform(0.6, 0.85))  # wet soil
+    alpha = cv2.GaussianBlur(body.astype(np.float32), (0, 0), max(0.6, 0.2 / gsd))[..., None]
+    alpha *= free[..., None]
+    return np.clip(out * (1 - alpha) + water * alpha, 0, 255).astype(np.uint8)
+
+
+def _margin(gsd: float) -> np.ndarray:
+    """A disc of about a metre, the distance painted nuisance keeps from buildings."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(1.0 / gsd)) + 1,) * 2)
+
+
+def free_ground(
+    after: np.ndarray, before: np.ndarray, ids: np.ndarray, new_mask: np.ndarray, gsd: float
+) -> np.ndarray:
+    """Pixels imaged on both dates and more than about a metre from every building, standing or new."""
+    margin = _margin(gsd)
+    valid = (after.max(axis=2) > 0) & (before.max(axis=2) > 0)
+    return valid & (cv2.dilate(((ids > 0) | new_mask).astype(np.uint8), margin) == 0)
+
+
+def add_water(
+    after: np.ndarray,
+    before: np.ndarray,
+    ids: np.ndarray,
+    new_mask: np.ndarray,
+    rng: np.random.Generator,
+    gsd: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Water on one of the two dates (:func:`flood_ground`), away from every building."""
+    free = free_ground(after, before, ids, new_mask, gsd)
+    dates = [after, before]
+    k = int(rng.integers(2))
+    dates[k] = flood_ground(dates[k], free, rng, gsd)
+    return dates[0], dates[1]
+
+
 def add_nuisance(
     after: np.ndarray,
     before: np.ndarray,
@@ -215,9 +328,8 @@ def add_nuisance(
     of a building (standing or new) except the re-roof inside its own footprint, and the
     demolition of a building the labels do not name.
     """
-    margin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(1.0 / gsd)) + 1,) * 2)
-    valid = (after.max(axis=2) > 0) & (before.max(axis=2) > 0)
-    free = valid & (cv2.dilate(((ids > 0) | new_mask).astype(np.uint8), margin) == 0)
+    margin = _margin(gsd)
+    free = free_ground(after, before, ids, new_mask, gsd)
     dates = [after, before]
     if rng.random() < 0.6:  # vehicles: each date its own
         for k in range(2):

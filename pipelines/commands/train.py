@@ -136,9 +136,13 @@ def evaluate_command(
 
     if pairs is None and not (flight and baseline and truth):
         raise click.UsageError("pass --flight, --baseline and --truth, or --pairs DIR")
+    from pipelines.config import BuildwatchConfig
+    from pipelines.detect import wrap_detector
+
     detector = ChangeDetector.load(weights, device=device, backend=backend)
+    # the checks the pipeline's default config switches on, as `detect` and `run` apply them
+    detector = wrap_detector(detector, BuildwatchConfig())
     if pairs is not None:
-        from pipelines.config import BuildwatchConfig
         from pipelines.evaluate_pairs import evaluate_pair_set, format_report
 
         # the pairs go through the leads stage: --conf is its min_score for both classes
@@ -256,10 +260,14 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
 @click.option("--consensus", is_flag=True,
               help="Calibrate the detector with scale consensus on (detector.consensus defaults); "
                    "shown, never written to the card.")  # fmt: skip
+@click.option("--unchanged/--no-unchanged", default=None,
+              help="Calibrate with the unchanged-structure test on / off "
+                   "[default: as the pipeline's config has it].")  # fmt: skip
 @click.option("--write", is_flag=True, help="Record the curve and thresholds in the model card.")
 def calibrate_command(
     weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
-    n_synthetic: int, prepared: Path, seed: int, max_false: float, consensus: bool, write: bool,
+    n_synthetic: int, prepared: Path, seed: int, max_false: float, consensus: bool,
+    unchanged: bool | None, write: bool,
 ) -> None:  # fmt: skip
     """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
 
@@ -292,24 +300,31 @@ def calibrate_command(
                                 seed=seed, renderer="mixed")  # fmt: skip
             build_synthetic(out / "synthetic", syn, os.cpu_count() or 1)
             dirs.append(out / "synthetic" / "images" / "val")
-    if consensus and write:
-        raise click.UsageError(
-            "--consensus with --write: the card's thresholds are those of the plain detector; "
-            "drop --write to see the curve with scale consensus"
-        )
-    run: Any = det
-    if consensus:
-        from models.consensus import ScaleConsensus
-        from pipelines.config import ConsensusConfig
+    from pipelines.config import BuildwatchConfig
+    from pipelines.detect import wrap_detector
 
-        c = ConsensusConfig(enabled=True)
-        run = ScaleConsensus(det, c.scale, c.min_score, c.min_overlap)
+    default = BuildwatchConfig()
+    raw: dict[str, Any] = {"detector": {"consensus": {"enabled": consensus}}}
+    if unchanged is not None:
+        raw["detector"]["unchanged"] = {"enabled": unchanged}
+    config = BuildwatchConfig.model_validate(raw)
+    if write and config.detector != default.detector:
+        flag = "--consensus" if consensus else ("--unchanged" if unchanged else "--no-unchanged")
+        raise click.UsageError(
+            f"{flag} with --write: the card's thresholds are those of the default detection "
+            f"path; drop --write to see the curve with {flag}"
+        )
+    # the default detection path (pipelines.detect.load_detector), or the one the flags ask for
+    run: Any = wrap_detector(det, config)
     cal = calibrate(run, dirs, gsd=float(det.card.working_gsd_m), max_false_per_km2=max_false)
     click.echo(cal.table())
     click.echo("min_score: " + ", ".join(f"{c} {t:.2f}" for c, t in cal.min_score.items()))
     if write:
         card_path = path.with_suffix(".yaml")
         card = read_card(card_path)
-        extra = dict(card.extra) | {"calibration": cal.as_card()}
+        u = config.detector.unchanged  # the checks the thresholds were measured with
+        checks = {"unchanged": {"radius_m": u.radius_m, "min_ncc": u.min_ncc} if u.enabled
+                  else None}  # fmt: skip
+        extra = dict(card.extra) | {"calibration": cal.as_card() | {"checks": checks}}
         write_card(replace(card, extra=extra), card_path)
         click.echo(f"card: {card_path}")

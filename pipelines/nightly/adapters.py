@@ -93,7 +93,9 @@ class BuildwatchBackend:
             return f"stand-in callback {self.predict} (not model output)"
         runtime = getattr(getattr(det, "backend", None), "name", "?")
         digest = str(getattr(card, "sha256", "") or "")[:12]
-        extra = ", scale consensus" if isinstance(getattr(det, "consensus", None), dict) else ""
+        extra = "".join(f", {label}" for attr, label in (("consensus", "scale consensus"),
+                        ("unchanged", "unchanged-structure test"))
+                        if isinstance(getattr(det, attr, None), dict))  # fmt: skip
         return f"{card.name} ({runtime}{', ' + digest if digest else ''}{extra})"
 
     def _model_info(self) -> Any:

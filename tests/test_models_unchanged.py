@@ -1,0 +1,170 @@
+"""Unchanged-structure test (models/unchanged.py): a roof the baseline still shows nearby is dropped."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from models.candidates import Candidates
+from models.unchanged import UnchangedFilter, best_match
+from pipelines.config import BuildwatchConfig
+
+GSD = 0.2  # the card's working GSD; 3 m = 15 px
+
+
+def _ground(seed: int = 0, size: int = 128) -> np.ndarray:
+    """Textured ground (blotches a few pixels across), three bands."""
+    rng = np.random.default_rng(seed)
+    grey = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 2.0)
+    grey = 90 + 25 * grey / grey.std()
+    return np.clip(np.repeat(grey[..., None], 3, axis=2), 0, 255).astype(np.uint8)
+
+
+def _roof(img: np.ndarray, y: int, x: int) -> np.ndarray:
+    """A 24 x 30 px (4.8 x 6 m) gabled roof: two planes of different brightness and a ridge."""
+    out = img.copy()
+    out[y : y + 12, x : x + 30] = (200, 120, 90)
+    out[y + 12 : y + 24, x : x + 30] = (150, 90, 70)
+    out[y + 11 : y + 13, x : x + 30] = (230, 230, 230)
+    return out
+
+
+def _box(y: int, x: int) -> np.ndarray:
+    return np.array([x - 3, y - 3, x + 33, y + 27], np.float32)
+
+
+class Fixed:
+    """Finds one roof at a fixed box on every tile, score 0.9."""
+
+    card = type("Card", (), {"name": "fixed-cd", "sha256": "ef" * 32, "working_gsd_m": GSD})()
+
+    def __init__(self, box: np.ndarray) -> None:
+        self.box = box
+
+    def predict(self, images, conf=0.25):
+        one = Candidates(self.box[None], np.array([0.9], np.float32), np.array([0]))
+        return [one for _ in images]
+
+
+def test_a_roof_leaning_two_metres_in_the_baseline_is_found_there_and_dropped():
+    ground = _ground()
+    flight = _roof(ground, 50, 50)
+    baseline = _roof(_ground(1), 57, 46)  # the same roof 7 px down, 4 px left; other ground
+    tile = np.concatenate([flight, baseline], axis=2)
+    assert best_match(tile, _box(50, 50), 15) > 0.8
+    (out,) = UnchangedFilter(Fixed(_box(50, 50))).predict([tile])
+    assert len(out) == 0
+
+
+def test_a_new_roof_has_no_counterpart_and_stays():
+    flight = _roof(_ground(), 50, 50)
+    tile = np.concatenate([flight, _ground(1)], axis=2)  # the baseline shows other ground
+    assert best_match(tile, _box(50, 50), 15) < 0.5
+    (out,) = UnchangedFilter(Fixed(_box(50, 50))).predict([tile])
+    assert out.xyxy.tolist() == [_box(50, 50).tolist()]
+
+
+def test_a_look_alike_farther_than_the_radius_does_not_count():
+    flight = _roof(_ground(), 50, 50)
+    baseline = _roof(_ground(1), 50, 80)  # a similar roof 30 px (6 m) away: a neighbour
+    tile = np.concatenate([flight, baseline], axis=2)
+    assert best_match(tile, _box(50, 50), 15) < 0.5
+    assert best_match(tile, _box(50, 50), 35) > 0.8  # it is there, beyond 3 m
+    (out,) = UnchangedFilter(Fixed(_box(50, 50))).predict([tile])
+    assert len(out) == 1
+
+
+def test_a_blank_or_featureless_baseline_is_never_a_match():
+    flight = _roof(_ground(), 50, 50)
+    for baseline in (np.zeros_like(flight), np.full_like(flight, 120)):
+        tile = np.concatenate([flight, baseline], axis=2)
+        assert best_match(tile, _box(50, 50), 15) == 0.0
+        (out,) = UnchangedFilter(Fixed(_box(50, 50))).predict([tile])
+        assert len(out) == 1  # nothing to compare with is not "unchanged"
+
+
+def test_a_roof_with_no_brightness_texture_is_never_dropped():
+    """Brightness only: a red roof as bright as green ground leaves nothing to match, so the
+    test cannot tell and keeps it, even against a baseline that shows the same roof."""
+    ground = np.full((128, 128, 3), (90, 120, 80), np.uint8)  # brightness 96.7
+    flight = ground.copy()
+    flight[50:74, 50:80] = (220, 40, 40)  # brightness 100
+    tile = np.concatenate([flight, flight], axis=2)
+    assert best_match(tile, _box(50, 50), 15) == 0.0
+    (out,) = UnchangedFilter(Fixed(_box(50, 50))).predict([tile])
+    assert len(out) == 1
+
+
+def test_the_threshold_decides_and_settings_are_checked():
+    ground = _ground()
+    flight = _roof(ground, 50, 50)
+    baseline = cv2.GaussianBlur(_roof(ground, 53, 50), (0, 0), 2.5)  # blurred, leaning 3 px
+    tile = np.concatenate([flight, baseline], axis=2)
+    score = best_match(tile, _box(50, 50), 15)
+    assert 0.5 < score < 1.0
+    keep = UnchangedFilter(Fixed(_box(50, 50)), min_ncc=min(1.0, score + 0.01)).predict([tile])
+    drop = UnchangedFilter(Fixed(_box(50, 50)), min_ncc=score - 0.01).predict([tile])
+    assert (len(keep[0]), len(drop[0])) == (1, 0)
+    with pytest.raises(ValueError, match="min_ncc"):
+        UnchangedFilter(Fixed(_box(0, 0)), min_ncc=0.0)
+    with pytest.raises(ValidationError, match="radius_m"):
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"radius_m": -1}}})
+
+
+def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
+    from pipelines.detect import _model_of, load_detector
+
+    plain = load_detector(BuildwatchConfig())  # off by default
+    det = load_detector(
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"enabled": True}}})
+    )
+    assert isinstance(det, UnchangedFilter) and not isinstance(plain, UnchangedFilter)
+    assert det.radius_px == 15  # 3 m at the card's 0.2 m
+    _, info = _model_of(det, 0.1)
+    assert info.name == f"{plain.card.name}+unchanged(radius_m=3,min_ncc=0.8)"
+    both = load_detector(
+        BuildwatchConfig.model_validate(
+            {"detector": {"consensus": {"enabled": True}, "unchanged": {"enabled": True}}}
+        )
+    )
+    name = _model_of(both, 0.1)[1].name
+    assert "+consensus(" in name and name.endswith("+unchanged(radius_m=3,min_ncc=0.8)")
+
+
+def test_calibrate_writes_only_the_thresholds_of_the_default_detection_path(tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    res = CliRunner().invoke(cli, ["calibrate", "--unchanged", "--write", "--chips", str(tmp_path)])
+    assert res.exit_code != 0 and "--unchanged with --write" in res.output
+
+
+def test_every_measuring_command_runs_what_detect_runs(monkeypatch, tmp_path):
+    """``evaluate`` and ``calibrate`` wrap the detector as ``load_detector`` does."""
+    from click.testing import CliRunner
+
+    import models.calibrate
+    import pipelines.evaluate_pairs
+    from pipelines.cli import cli
+
+    seen = []
+
+    def fake_calibrate(predict, dirs, **kw):
+        seen.append(predict)
+        raise SystemExit(0)
+
+    def fake_pairs(root, gsd, predict, **kw):
+        seen.append(predict)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(models.calibrate, "calibrate", fake_calibrate)
+    monkeypatch.setattr(pipelines.evaluate_pairs, "evaluate_pair_set", fake_pairs)
+    CliRunner().invoke(cli, ["calibrate", "--chips", str(tmp_path)])
+    CliRunner().invoke(
+        cli, ["evaluate", "--pairs", str(tmp_path), "--out", str(tmp_path / "r.json")]
+    )
+    CliRunner().invoke(cli, ["calibrate", "--unchanged", "--chips", str(tmp_path)])
+    assert [isinstance(p, UnchangedFilter) for p in seen] == [False, False, True]
