@@ -57,7 +57,7 @@ def add_check_flags(ap: Any) -> None:
     ap.add_argument("--consensus", action="store_true",
                     help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
     ap.add_argument("--unchanged", nargs="?", type=float, const=-1.0, default=None,
-                    metavar="MIN_NCC", help="unchanged-structure test on (opt-in), "
+                    metavar="MIN_NCC", help="unchanged-structure test on (the default), "
                     "optionally at another min_ncc (models/unchanged.py)")  # fmt: skip
     ap.add_argument(
         "--no-unchanged",

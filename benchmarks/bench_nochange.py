@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import _common  # noqa: F401  (puts the repository on sys.path)
+import _common  # (also puts the repository on sys.path)
 import geopandas as gpd
 
 from geo.synthetic.district import generate_district
@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path,
                     default=Path(tempfile.gettempdir()) / "buildwatch-bench" / "nochange")  # fmt: skip
     ap.add_argument("--json", default=None)
+    _common.add_check_flags(ap)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.alternative:
@@ -123,8 +124,9 @@ def main() -> None:
         from pipelines.config import BuildwatchConfig
         from pipelines.detect import wrap_detector
 
-        # the detector as `detect` runs it (the default config's checks around it)
-        detector = wrap_detector(ChangeDetector.load(args.weights), BuildwatchConfig())
+        # the detector as `detect` runs it (the config's checks around it; flags switch them)
+        config = BuildwatchConfig.model_validate(_common.check_config(args))
+        detector = wrap_detector(ChangeDetector.load(args.weights), config)
     rows = []
     for seed in args.seeds:
         folder = ensure_district(args.root, seed, args.size_m, args.gsd, False, args.days_before)

@@ -75,12 +75,12 @@ class ConsensusConfig(_Strict):
 
 
 class UnchangedConfig(_Strict):
-    """Unchanged-structure test (:mod:`models.unchanged`): a candidate whose flight patch the
-    baseline shows within ``radius_m`` (a leaning or misregistered standing roof) is dropped.
-    Off by default (it can drop a small extension built onto a standing roof); measured on the
-    model card (*Unchanged-structure test*)."""
+    """Unchanged-structure test (:mod:`models.unchanged`): a candidate whose outline the
+    baseline shows within ``radius_m`` (a leaning or misregistered standing roof, a field or
+    roof that changed colour but not shape) is dropped. On by default; measured on the model
+    card (*Unchanged-structure test*)."""
 
-    enabled: bool = False
+    enabled: bool = True
     radius_m: float = Field(
         3.0, ge=0, le=20, description="how far a standing roof may lean or be misregistered (m)"
     )

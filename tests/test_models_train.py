@@ -482,6 +482,10 @@ def test_the_larger_than_life_run_is_the_half_relief_run_with_magnified_chips():
     [
         ("models/configs/cpu_seg.yaml", "models/configs/cpu_seg_seed4.yaml"),
         ("models/configs/cpu_seg_nuisance1.yaml", "models/configs/cpu_seg_nuisance1_seed4.yaml"),
+        (
+            "models/configs/cpu_seg_nuisance1_norelief.yaml",
+            "models/configs/cpu_seg_nuisance1_norelief_seed4.yaml",
+        ),
     ],
 )
 def test_a_seed_replicate_trains_its_recipe_on_the_same_chips_with_another_seed(

@@ -35,16 +35,24 @@ def _box(y: int, x: int) -> np.ndarray:
     return np.array([x - 3, y - 3, x + 33, y + 27], np.float32)
 
 
+def _square(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
 class Fixed:
-    """Finds one roof at a fixed box on every tile, score 0.9."""
+    """Finds one roof at a fixed box (and outline, if given) on every tile, score 0.9."""
 
     card = type("Card", (), {"name": "fixed-cd", "sha256": "ef" * 32, "working_gsd_m": GSD})()
 
-    def __init__(self, box: np.ndarray) -> None:
+    def __init__(self, box: np.ndarray, outline: np.ndarray | None = None) -> None:
         self.box = box
+        self.outline = outline
 
     def predict(self, images, conf=0.25):
-        one = Candidates(self.box[None], np.array([0.9], np.float32), np.array([0]))
+        shape = np.empty(0 if self.outline is None else 1, object)
+        if self.outline is not None:
+            shape[0] = self.outline
+        one = Candidates(self.box[None], np.array([0.9], np.float32), np.array([0]), outline=shape)
         return [one for _ in images]
 
 
@@ -73,6 +81,60 @@ def test_a_look_alike_farther_than_the_radius_does_not_count():
     assert best_match(tile, _box(50, 50), 15) < 0.5
     assert best_match(tile, _box(50, 50), 35) > 0.8  # it is there, beyond 3 m
     (out,) = UnchangedFilter(Fixed(_box(50, 50))).predict([tile])
+    assert len(out) == 1
+
+
+def test_the_radius_is_a_circle_not_a_square():
+    """A look-alike 14 px right and 14 px down is 19.8 px (4 m) away: inside the 15 px square
+    around the box, outside the 3 m the test allows."""
+    flight = _roof(_ground(), 50, 50)
+    tile = np.concatenate([flight, _roof(_ground(1), 64, 64)], axis=2)
+    for outline in (None, _square(50, 50, 80, 74)):
+        assert best_match(tile, _box(50, 50), 15, outline) < 0.7
+        assert best_match(tile, _box(50, 50), 20, outline) > 0.8  # it is there, 4 m away
+
+
+def test_an_extension_is_judged_by_its_outline_not_its_box():
+    """An annex built onto a standing house: its box is mostly the house (in the baseline, so
+    the box matches), its outline is the annex alone (not in the baseline: kept)."""
+    house = _roof(_ground(), 40, 40)  # standing on both dates
+    flight = house.copy()
+    flight[44:60, 70:80] = (120, 110, 100)  # the annex, 2 x 3.2 m, on the house's right side
+    for y in (46, 53):
+        for x in (72, 76):
+            flight[y : y + 3, x : x + 2] = (40, 40, 40)  # vents on its roof
+    tile = np.concatenate([flight, house], axis=2)
+    box, annex = np.array([50, 40, 80, 64], np.float32), _square(70, 44, 80, 60)
+    assert best_match(tile, box, 15) > 0.85  # the box finds the house
+    assert best_match(tile, box, 15, annex) < 0.7  # the outline finds nothing like the annex
+    (kept,) = UnchangedFilter(Fixed(box, annex)).predict([tile])
+    (dropped,) = UnchangedFilter(Fixed(box, annex), outlines=False).predict([tile])
+    assert (len(kept), len(dropped)) == (1, 0)
+
+
+def test_a_leaning_roof_is_dropped_by_its_outline_too():
+    flight = _roof(_ground(), 50, 50)
+    tile = np.concatenate([flight, _roof(_ground(1), 57, 46)], axis=2)  # leaning 7 px, 4 px
+    roof = _square(50, 50, 80, 74)
+    assert best_match(tile, _box(50, 50), 15, roof) > 0.9
+    (out,) = UnchangedFilter(Fixed(_box(50, 50), roof)).predict([tile])
+    assert len(out) == 0
+
+
+def test_one_edge_matched_along_another_is_not_a_match():
+    """A new roof whose only texture is a shadow line across it matches a long straight edge of
+    the baseline equally well all along that edge: a ridge, not a peak, so it proves nothing."""
+    flight = np.full((128, 128, 3), 110, np.uint8)
+    flight[50:70, 50:60] = 60  # a new roof, 4 x 4 m, half of it in shadow
+    flight[50:70, 60:70] = 200
+    baseline = np.full((128, 128, 3), 110, np.uint8)
+    baseline[20:110, 52:62] = 70  # a long wall and its shadow nearby: one straight edge
+    baseline[20:110, 62:75] = 190
+    tile = np.concatenate([flight, baseline], axis=2)
+    roof, box = _square(50, 50, 70, 70), np.array([50, 50, 70, 70], np.float32)
+    assert best_match(tile, box, 15, roof, min_peak=0.0) > 0.95  # as a ridge it matches
+    assert best_match(tile, box, 15, roof) == 0.0
+    (out,) = UnchangedFilter(Fixed(box, roof)).predict([tile])
     assert len(out) == 1
 
 
@@ -116,9 +178,9 @@ def test_the_threshold_decides_and_settings_are_checked():
 def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     from pipelines.detect import _model_of, load_detector
 
-    plain = load_detector(BuildwatchConfig())  # off by default
-    det = load_detector(
-        BuildwatchConfig.model_validate({"detector": {"unchanged": {"enabled": True}}})
+    det = load_detector(BuildwatchConfig())  # on by default
+    plain = load_detector(
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"enabled": False}}})
     )
     assert isinstance(det, UnchangedFilter) and not isinstance(plain, UnchangedFilter)
     assert det.radius_px == 15  # 3 m at the card's 0.2 m
@@ -138,8 +200,9 @@ def test_calibrate_writes_only_the_thresholds_of_the_default_detection_path(tmp_
 
     from pipelines.cli import cli
 
-    res = CliRunner().invoke(cli, ["calibrate", "--unchanged", "--write", "--chips", str(tmp_path)])
-    assert res.exit_code != 0 and "--unchanged with --write" in res.output
+    args = ["calibrate", "--no-unchanged", "--write", "--chips", str(tmp_path)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and "--no-unchanged with --write" in res.output
 
 
 def test_every_measuring_command_runs_what_detect_runs(monkeypatch, tmp_path):
@@ -166,5 +229,5 @@ def test_every_measuring_command_runs_what_detect_runs(monkeypatch, tmp_path):
     CliRunner().invoke(
         cli, ["evaluate", "--pairs", str(tmp_path), "--out", str(tmp_path / "r.json")]
     )
-    CliRunner().invoke(cli, ["calibrate", "--unchanged", "--chips", str(tmp_path)])
-    assert [isinstance(p, UnchangedFilter) for p in seen] == [False, False, True]
+    CliRunner().invoke(cli, ["calibrate", "--no-unchanged", "--chips", str(tmp_path)])
+    assert [isinstance(p, UnchangedFilter) for p in seen] == [True, True, False]
