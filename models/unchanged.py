@@ -184,14 +184,18 @@ class UnchangedFilter:
         radius_m: float = 3.0,
         min_ncc: float = 0.8,
         outlines: bool = True,
+        min_peak: float = MIN_PEAK,
     ) -> None:
         if not radius_m >= 0:
             raise ValueError(f"unchanged radius_m must be >= 0, got {radius_m!r}")
         if not 0 < min_ncc <= 1:
             raise ValueError(f"unchanged min_ncc must be in (0, 1], got {min_ncc!r}")
+        if not 0 <= min_peak <= 1:
+            raise ValueError(f"unchanged min_peak must be in [0, 1], got {min_peak!r}")
         self.detector = detector
         self.radius_m = float(radius_m)
         self.min_ncc = float(min_ncc)
+        self.min_peak = float(min_peak)
         self.outlines = bool(outlines)
         gsd = float(getattr(getattr(detector, "card", None), "working_gsd_m", None) or 0.2)
         self.radius_px = int(round(self.radius_m / gsd))
@@ -204,7 +208,7 @@ class UnchangedFilter:
     @property
     def unchanged(self) -> dict[str, float]:
         """The settings, for provenance."""
-        return {"radius_m": self.radius_m, "min_ncc": self.min_ncc}
+        return {"radius_m": self.radius_m, "min_ncc": self.min_ncc, "min_peak": self.min_peak}
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, **kwargs: Any
@@ -215,7 +219,7 @@ class UnchangedFilter:
             if len(cands):
                 shapes = cands.outline if self.outlines else [None] * len(cands)
                 match = np.array([
-                    best_match(tile, b, self.radius_px, o)
+                    best_match(tile, b, self.radius_px, o, min_peak=self.min_peak)
                     for b, o in zip(cands.xyxy, shapes, strict=True)
                 ])  # fmt: skip
                 out[i] = cands[match < self.min_ncc]

@@ -87,6 +87,12 @@ class UnchangedConfig(_Strict):
     min_ncc: float = Field(
         0.8, gt=0, le=1, description="best baseline match (normalised cross-correlation) that drops"
     )
+    min_peak: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="how much the match must fall 0.4 m off in every direction (0: ridges count)",
+    )
 
 
 class DetectorConfig(_Strict):

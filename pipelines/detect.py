@@ -156,7 +156,7 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     if u.enabled:
         from models.unchanged import UnchangedFilter
 
-        detector = UnchangedFilter(detector, u.radius_m, u.min_ncc)
+        detector = UnchangedFilter(detector, u.radius_m, u.min_ncc, min_peak=u.min_peak)
     return detector
 
 

@@ -430,6 +430,8 @@ def test_the_unchanged_test_runs_through_the_pipeline_and_is_named_in_provenance
     assert len(detect_leads(flight, flight, predict=EveryRoof()).leads) == 2  # it sees roofs
     res = detect_leads(flight, baseline, predict=UnchangedFilter(EveryRoof()))
     assert len(res.leads) == 2
-    assert set(res.leads["model_name"]) == {"fake-cd+unchanged(radius_m=3,min_ncc=0.8)"}
+    assert set(res.leads["model_name"]) == {
+        "fake-cd+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
+    }
     same = detect_leads(flight, flight, predict=UnchangedFilter(EveryRoof()))
     assert len(same.leads) == 0  # every roof is in the baseline, where it was

@@ -481,6 +481,7 @@ def test_the_larger_than_life_run_is_the_half_relief_run_with_magnified_chips():
     ("original", "replicate"),
     [
         ("models/configs/cpu_seg.yaml", "models/configs/cpu_seg_seed4.yaml"),
+        ("models/configs/cpu_seg.yaml", "models/configs/cpu_seg_seed5.yaml"),
         ("models/configs/cpu_seg_nuisance1.yaml", "models/configs/cpu_seg_nuisance1_seed4.yaml"),
         (
             "models/configs/cpu_seg_nuisance1_norelief.yaml",

@@ -173,6 +173,10 @@ def test_the_threshold_decides_and_settings_are_checked():
         UnchangedFilter(Fixed(_box(0, 0)), min_ncc=0.0)
     with pytest.raises(ValidationError, match="radius_m"):
         BuildwatchConfig.model_validate({"detector": {"unchanged": {"radius_m": -1}}})
+    with pytest.raises(ValueError, match="min_peak"):
+        UnchangedFilter(Fixed(_box(0, 0)), min_peak=-0.1)
+    with pytest.raises(ValidationError, match="min_peak"):
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"min_peak": 1.5}}})
 
 
 def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
@@ -184,15 +188,21 @@ def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     )
     assert isinstance(det, UnchangedFilter) and not isinstance(plain, UnchangedFilter)
     assert det.radius_px == 15  # 3 m at the card's 0.2 m
+    ridges = load_detector(
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"min_peak": 0.0}}})
+    )
+    assert (det.min_peak, ridges.min_peak) == (0.02, 0.0)  # the config's value reaches the test
     _, info = _model_of(det, 0.1)
-    assert info.name == f"{plain.card.name}+unchanged(radius_m=3,min_ncc=0.8)"
+    assert info.name == f"{plain.card.name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
     both = load_detector(
         BuildwatchConfig.model_validate(
             {"detector": {"consensus": {"enabled": True}, "unchanged": {"enabled": True}}}
         )
     )
     name = _model_of(both, 0.1)[1].name
-    assert "+consensus(" in name and name.endswith("+unchanged(radius_m=3,min_ncc=0.8)")
+    assert "+consensus(" in name and name.endswith(
+        "+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
+    )
 
 
 def test_calibrate_writes_only_the_thresholds_of_the_default_detection_path(tmp_path):

@@ -152,7 +152,7 @@ def test_real_detector_on_cluster_equals_in_process(tmp_path: Path, scheduler: s
 
     # the default config's unchanged-structure test runs on the workers too, and says so
     assert set(leads["local"]["model_name"]) == {
-        f"{DEFAULT_WEIGHTS.stem}+unchanged(radius_m=3,min_ncc=0.8)"
+        f"{DEFAULT_WEIGHTS.stem}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
     }
     pd.testing.assert_frame_equal(leads["local"], leads["dask"])
     assert leads["local"].geometry.geom_equals_exact(leads["dask"].geometry, tolerance=0).all()

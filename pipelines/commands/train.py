@@ -323,7 +323,8 @@ def calibrate_command(
         card_path = path.with_suffix(".yaml")
         card = read_card(card_path)
         u = config.detector.unchanged  # the checks the thresholds were measured with
-        checks = {"unchanged": {"radius_m": u.radius_m, "min_ncc": u.min_ncc} if u.enabled
+        checks = {"unchanged": {"radius_m": u.radius_m, "min_ncc": u.min_ncc,
+                                "min_peak": u.min_peak} if u.enabled
                   else None}  # fmt: skip
         extra = dict(card.extra) | {"calibration": cal.as_card() | {"checks": checks}}
         write_card(replace(card, extra=extra), card_path)
