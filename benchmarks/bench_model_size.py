@@ -1,5 +1,9 @@
 """CPU cost of the candidate architectures: YOLO11n/s/m, detect vs segment, 6-channel, 512 px.
 
+Also the ImageNet-pretrained EfficientNet-Lite0 backbone, early fusion and Siamese, under
+YOLO11n-seg's head (``models/arch/buildwatch-efflite0-seg.yaml``,
+``buildwatch-efflite0-siamese-seg.yaml``).
+
 Untrained weights have the trained ones' network speed, so every size is timed here even where
 only one is trained; the shipped weights (outlining and box) are timed too, since their
 post-processing (masks traced per detection) depends on how many structures they find. One run,
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from _common import bench_tiles
 
+import models.backbone  # noqa: F401  (registers the pretrained backbone for its model YAML)
 from models.card import ModelCard, sha256, write_card
 from models.detector import ChangeDetector
 from models.runtime import configure_ultralytics
@@ -51,7 +56,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument(
-        "--archs", default="yolo11n.yaml,yolo11n-seg.yaml,yolo11s-seg.yaml,yolo11m-seg.yaml"
+        "--archs",
+        default="yolo11n.yaml,yolo11n-seg.yaml,yolo11s-seg.yaml,yolo11m-seg.yaml,"
+        "models/arch/buildwatch-efflite0-seg.yaml,models/arch/buildwatch-efflite0-siamese-seg.yaml",
+        help="model YAMLs (timed untrained) or *.pt weights, comma-separated",
     )
     ap.add_argument("--backends", default="torch,openvino")
     ap.add_argument("--conf", type=float, default=0.45)

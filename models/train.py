@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+import models.backbone  # noqa: F401  (registers the pretrained backbone the model YAMLs may name)
 from geo.atomic import write_text_atomic
 from geo.errors import ConfigError, InputFileError, ModelError
 from models.card import ModelCard, read_card, sha256, write_card

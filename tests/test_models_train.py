@@ -267,12 +267,21 @@ def test_evaluate_cli_on_image_pairs_and_flight(trained, tmp_path):
     assert ex.value.code == 2
 
 
-@pytest.fixture(scope="module")
-def trained_seg(tmp_path_factory):
-    """One tiny CPU training of the outlining (segment) detector."""
+@pytest.fixture(
+    scope="module",
+    params=[
+        "yolo11n-seg.yaml",
+        "models/arch/buildwatch-efflite0-seg.yaml",
+        "models/arch/buildwatch-efflite0-siamese-seg.yaml",
+    ],
+)
+def trained_seg(tmp_path_factory, request):
+    """One tiny CPU training of the outlining (segment) detector: on YOLO11n's own backbone and
+    on the ImageNet-pretrained EfficientNet-Lite0, early fusion and Siamese (models/backbone.py)."""
     out = tmp_path_factory.mktemp("tiny-seg")
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--config", "models/configs/tiny_seg.yaml", "--out", str(out)])
+        main(["train", "--config", "models/configs/tiny_seg.yaml", "--out", str(out),
+              "--set", f"model={request.param}"])  # fmt: skip
     assert exit_info.value.code == 0
     return out
 
@@ -502,3 +511,22 @@ def test_a_seed_replicate_trains_its_recipe_on_the_same_chips_with_another_seed(
         cfg.pop("seed"), cfg.pop("out")
         cfg["data"]["synthetic"].pop("seed"), cfg["data"]["fairdrone"].pop("seed")
     assert a == b
+
+
+def test_the_pretrained_backbone_runs_are_stage_1_on_another_network():
+    """Items 18–19 compare backbones, so their data and augmentation must be stage 1's; only the
+    network, its start (no box detector to start from), the run's name, folder and time differ."""
+    stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
+    stage1["train_args"].pop("pretrained")
+    network_keys = ("model", "name", "out", "epochs", "time_hours")
+    runs = {}
+    for name in ("cpu_seg_efflite0", "cpu_seg_efflite0_siamese"):
+        cfg = load_config(f"models/configs/{name}.yaml").model_dump()
+        assert "pretrained" not in cfg["train_args"]
+        runs[name] = {key: cfg.pop(key) for key in network_keys}
+        for key in network_keys:
+            cfg[key] = stage1[key]
+        assert cfg == stage1, name
+    assert runs["cpu_seg_efflite0"]["model"].endswith("buildwatch-efflite0-seg.yaml")
+    assert runs["cpu_seg_efflite0_siamese"]["model"].endswith("-siamese-seg.yaml")
+    assert len({r["out"] for r in runs.values()} | {stage1["out"]}) == 3
