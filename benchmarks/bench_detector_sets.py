@@ -158,6 +158,15 @@ def main() -> None:
     ap.add_argument("--min-score", type=float, nargs="+", default=[None])
     ap.add_argument("--gsd", type=float, default=None)
     ap.add_argument("--backend", default="auto")
+    ap.add_argument(
+        "--ensemble",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="WEIGHTS",
+        help="more detectors averaged with each --weights (models/ensemble.py)",
+    )
+    ap.add_argument("--ensemble-weights", type=float, nargs="+", default=None)
     _common.add_check_flags(ap)
     ap.add_argument("--sets", nargs="+",
                     default=["synthetic", "whu", "dsifn", "nochange-syn", "nochange-real"])  # fmt: skip
@@ -179,9 +188,14 @@ def main() -> None:
             raw["tiling"] = {"gsd": args.gsd}
         config = BuildwatchConfig.model_validate(raw)
         # the detector as `detect` runs it: the checks the config switches on around it
-        det = wrap_detector(
-            ChangeDetector.load(weights, device="cpu", backend=args.backend), config
-        )
+        base = ChangeDetector.load(weights, device="cpu", backend=args.backend)
+        if args.ensemble:
+            from models.ensemble import ModelEnsemble
+
+            others = [ChangeDetector.load(w, device="cpu", backend=args.backend)
+                      for w in args.ensemble]  # fmt: skip
+            base = ModelEnsemble([base, *others], weights=args.ensemble_weights)
+        det = wrap_detector(base, config)
         t0 = time.perf_counter()
         runs: dict[str, list[Run]] = {}
         if "synthetic" in args.sets:

@@ -425,7 +425,10 @@ def _finish(
         with contextlib.suppress(ValueError, IndexError):
             t_train = float(rows[-1].split(",")[rows[0].split(",").index("time")])
     parent = parent_lineage(cfg.model)
-    architecture = f"{cfg.model}, 6-channel early fusion (flight RGB + baseline RGB)"
+    fusion = ("Siamese: one backbone pass per date, features and their difference fused"
+              if "siamese" in Path(cfg.model).name.lower()
+              else "6-channel early fusion (flight RGB + baseline RGB)")  # fmt: skip
+    architecture = f"{cfg.model}, {fusion}"
     if parent:
         architecture = (
             f"{parent['architecture']}; fine-tuned from {parent['name']} "

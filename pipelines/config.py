@@ -7,7 +7,7 @@ working directory.
 
 >>> cfg = BuildwatchConfig()
 >>> cfg.filters.min_score["new_building"], cfg.output.chinese_headers
-(0.45, False)
+(0.35, False)
 >>> BuildwatchConfig.model_validate({"filters": {"min_score": {"house": 0.5}}})
 Traceback (most recent call last):
 ...
@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geo.errors import ConfigError
 from models.classes import CLASS_NAMES
@@ -95,6 +102,58 @@ class UnchangedConfig(_Strict):
     )
 
 
+#: the shipped ensemble's other member (models/weights/), its weight against the main detector's
+#: and the measurements behind them: model card, "Model ensemble"
+DEFAULT_ENSEMBLE_MEMBER = "buildwatch-cd-efflite0-siamese-seg.pt"
+
+
+class EnsembleConfig(_Strict):
+    """Model ensemble (:mod:`models.ensemble`): more detectors look at each tile and a
+    candidate's score is the weighted mean of theirs (0 where one found nothing). On with the
+    shipped weights; measured on the model card (*Model ensemble*)."""
+
+    enabled: bool | None = Field(
+        None, description="None: on with the shipped weights, off with any other weights"
+    )
+    weights: list[Path] = Field(
+        default_factory=lambda: [Path(DEFAULT_ENSEMBLE_MEMBER)],
+        description="the other members' weights files (a bare name: in models/weights/)",
+    )
+    member_weights: list[float] | None = Field(
+        default_factory=lambda: [3.0, 1.0],
+        description="one weight per detector, the main one first; None = equal",
+    )
+    min_iou: float = Field(
+        0.3, gt=0, le=1, description="outline IoU at which two members' candidates are one"
+    )
+    member_conf: float = Field(
+        0.05, ge=0, lt=1, description="floor each member predicts at (its misses count 0)"
+    )
+    gate: float | Literal["auto"] | None = Field(
+        "auto",
+        description="the others look only at tiles where the main detector scores >= this; "
+        "auto: the highest gate that loses no lead at filters.min_score; None: every tile",
+    )
+
+    @field_validator("gate")
+    @classmethod
+    def _gate_range(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, float | int) and not 0 <= v < 1:
+            raise ValueError(f"gate must be in [0, 1), 'auto' or null, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _members_named(self) -> EnsembleConfig:
+        if self.enabled and not self.weights:
+            raise ValueError("detector.ensemble.enabled needs detector.ensemble.weights")
+        if self.member_weights is not None and len(self.member_weights) != len(self.weights) + 1:
+            raise ValueError(
+                f"detector.ensemble.member_weights has {len(self.member_weights)} values; "
+                f"give one per detector: the main one and {len(self.weights)} in weights"
+            )
+        return self
+
+
 class DetectorConfig(_Strict):
     """Which model to run and where."""
 
@@ -106,6 +165,7 @@ class DetectorConfig(_Strict):
     precision: Literal["auto", "f32"] = Field(
         "auto", description="OpenVINO CPU arithmetic: auto (bf16 where the CPU has it) or f32"
     )
+    ensemble: EnsembleConfig = EnsembleConfig()
     consensus: ConsensusConfig = ConsensusConfig()
     unchanged: UnchangedConfig = UnchangedConfig()
 
@@ -175,7 +235,7 @@ DEFAULT_MIN_AREA_M2: dict[str, float] = {"new_building": 4.0, "construction": 6.
 #: min_score calibrated for the shipped weights on held-out pseudo pairs (`buildwatch calibrate`:
 #: the best F1 that keeps no-change chips at <= 1 false lead per km²; the curve is in the card,
 #: models/weights/buildwatch-cd-yolo11n-seg.md) -- never on the sets the F1 is reported for
-DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.45, "construction": 0.75}
+DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.35, "construction": 0.75}
 
 
 class FiltersConfig(_Strict):

@@ -144,9 +144,35 @@ def load_detector(config: BuildwatchConfig) -> Any:
 
 
 def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
-    """``detector`` with the checks ``config.detector`` switches on around it: scale consensus
-    (:mod:`models.consensus`), then the unchanged-structure test (:mod:`models.unchanged`).
+    """``detector`` with what ``config.detector`` switches on around it: the other members of a
+    model ensemble (:mod:`models.ensemble`), scale consensus (:mod:`models.consensus`), then the
+    unchanged-structure test (:mod:`models.unchanged`).
     Everything that runs the detector for the product or measures it goes through here."""
+    e = config.detector.ensemble
+    if e.enabled or (e.enabled is None and e.weights and _is_shipped(detector)):
+        from models.ensemble import ModelEnsemble
+
+        lowest = min(config.filters.min_score.values(), default=0.0)
+        try:
+            detector = ModelEnsemble(
+                [detector, *(_load_member(path, config) for path in e.weights)],
+                weights=e.member_weights,
+                min_iou=e.min_iou,
+                member_conf=e.member_conf,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"detector.ensemble: {exc}") from exc
+        bound = detector.lossless_gate(lowest)
+        if e.gate == "auto":
+            detector.gate = round(bound, 4) if bound > 0 else None
+        elif e.gate is not None and e.gate > bound + 1e-9:
+            raise ConfigError(
+                f"detector.ensemble.gate {e.gate:g} would drop leads the other members could "
+                f"lift to filters.min_score {lowest:g}; set it to at most {bound:.3f} "
+                "(or auto, or null)"
+            )
+        else:
+            detector.gate = e.gate
     c = config.detector.consensus
     if c.enabled:
         from models.consensus import ScaleConsensus
@@ -160,6 +186,41 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     return detector
 
 
+def _is_shipped(detector: Any) -> bool:
+    """True when ``detector`` runs the shipped weights (``models/weights/``, the default)."""
+    from models.detector import DEFAULT_WEIGHTS
+
+    w = getattr(detector, "weights", None)
+    try:
+        return w is not None and Path(w).resolve() == DEFAULT_WEIGHTS.resolve()
+    except (OSError, TypeError):
+        return False
+
+
+def _load_member(path: Path, config: BuildwatchConfig) -> Any:
+    """An ensemble member, loaded like the main detector; a relative path is under
+    ``models/weights/`` (where shipped weights live) unless it exists as given."""
+    from models.detector import DEFAULT_WEIGHTS, ChangeDetector
+
+    p = Path(path)
+    if not p.is_absolute() and not p.is_file():
+        p = DEFAULT_WEIGHTS.parent / p
+    if not p.is_file():
+        raise ModelError(
+            f"{path}: ensemble member weights not found; fix detector.ensemble.weights "
+            "(a path, or a file name in models/weights/)"
+        )
+    d = config.detector
+    return ChangeDetector.load(
+        weights=p, device=d.device, backend=d.backend, batch=d.batch, precision=d.precision
+    )
+
+
+def _member_id(member: Any) -> str:
+    card = getattr(member, "card", None)
+    return f"{getattr(card, 'name', 'detector')}:{str(getattr(card, 'sha256', '') or '')[:16]}"
+
+
 def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
     card = getattr(predict, "card", None)
     if card is not None and hasattr(predict, "predict"):
@@ -169,10 +230,13 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
             digest = file_sha256(weights)
         overlap = getattr(card, "overlap_px", None)
         name = str(getattr(card, "name", "detector"))
-        for extra in ("consensus", "unchanged"):  # models.consensus, models.unchanged wrappers
+        for extra in ("ensemble", "consensus", "unchanged"):  # the wrappers of wrap_detector
             settings = getattr(predict, extra, None)
             if isinstance(settings, dict):  # say so in provenance
                 name += f"+{extra}(" + ",".join(f"{k}={v:g}" for k, v in settings.items()) + ")"
+                members = getattr(predict, "members", None) if extra == "ensemble" else None
+                if isinstance(members, list) and len(members) > 1:  # name each other member
+                    name += "[" + ",".join(_member_id(m) for m in members[1:]) + "]"
         info = ModelInfo(
             name=name,
             sha256=digest[:16],

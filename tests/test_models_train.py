@@ -523,7 +523,7 @@ def test_the_pretrained_backbone_runs_are_stage_1_on_another_network():
     network, its start (no box detector to start from), the run's name, folder and time differ."""
     stage1 = load_config("models/configs/cpu_seg.yaml").model_dump()
     stage1["train_args"].pop("pretrained")
-    network_keys = ("model", "name", "out", "epochs", "time_hours")
+    network_keys = ("model", "name", "out", "epochs", "time_hours", "description")
     runs = {}
     for name in ("cpu_seg_efflite0", "cpu_seg_efflite0_siamese"):
         cfg = load_config(f"models/configs/{name}.yaml").model_dump()

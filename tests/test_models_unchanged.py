@@ -193,7 +193,9 @@ def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     )
     assert (det.min_peak, ridges.min_peak) == (0.02, 0.0)  # the config's value reaches the test
     _, info = _model_of(det, 0.1)
-    assert info.name == f"{plain.card.name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
+    assert info.name == (  # whatever runs inside it (the shipped ensemble), then the test
+        f"{_model_of(plain, 0.1)[1].name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
+    )
     both = load_detector(
         BuildwatchConfig.model_validate(
             {"detector": {"consensus": {"enabled": True}, "unchanged": {"enabled": True}}}

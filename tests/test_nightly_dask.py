@@ -150,10 +150,12 @@ def test_real_detector_on_cluster_equals_in_process(tmp_path: Path, scheduler: s
     assert len(leads["local"]) >= 3
     from models.detector import DEFAULT_WEIGHTS
 
-    # the default config's unchanged-structure test runs on the workers too, and says so
-    assert set(leads["local"]["model_name"]) == {
-        f"{DEFAULT_WEIGHTS.stem}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
-    }
+    # the default config's ensemble and unchanged-structure test run on the workers too, and
+    # say so
+    (name,) = set(leads["local"]["model_name"])
+    assert name.startswith(f"{DEFAULT_WEIGHTS.stem}+ensemble(w0=0.75,w1=0.25,")
+    assert "[buildwatch-cd-efflite0-siamese-seg:" in name
+    assert name.endswith("+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)")
     pd.testing.assert_frame_equal(leads["local"], leads["dask"])
     assert leads["local"].geometry.geom_equals_exact(leads["dask"].geometry, tolerance=0).all()
     for key in ("counts", "coverage_m2", "registration", "model"):

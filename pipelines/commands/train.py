@@ -263,11 +263,21 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
 @click.option("--unchanged/--no-unchanged", default=None,
               help="Calibrate with the unchanged-structure test on / off "
                    "[default: as the pipeline's config has it].")  # fmt: skip
+@click.option("--ensemble", "ensemble", multiple=True, type=click.Path(path_type=Path),
+              help="Calibrate a model ensemble: these weights averaged with --weights "
+                   "(repeatable; models/ensemble.py) [default: as the pipeline's config has it].")  # fmt: skip
+@click.option(
+    "--ensemble-weights",
+    "ensemble_weights",
+    default=None,
+    help="With --ensemble: comma-separated member weights, --weights first.",
+)
 @click.option("--write", is_flag=True, help="Record the curve and thresholds in the model card.")
 def calibrate_command(
     weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
     n_synthetic: int, prepared: Path, seed: int, max_false: float, consensus: bool,
-    unchanged: bool | None, write: bool,
+    unchanged: bool | None, ensemble: tuple[Path, ...], ensemble_weights: str | None,
+    write: bool,
 ) -> None:  # fmt: skip
     """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
 
@@ -307,9 +317,17 @@ def calibrate_command(
     raw: dict[str, Any] = {"detector": {"consensus": {"enabled": consensus}}}
     if unchanged is not None:
         raw["detector"]["unchanged"] = {"enabled": unchanged}
+    if ensemble:
+        raw["detector"]["ensemble"] = {"enabled": True, "weights": [str(p) for p in ensemble]}
+        if ensemble_weights:
+            member = [float(x) for x in ensemble_weights.split(",")]
+            raw["detector"]["ensemble"]["member_weights"] = member
+    # every threshold from 0 is measured: an ensemble's gate must not skip a tile (auto -> none)
+    raw["filters"] = {"min_score": {c: 0.0 for c in default.filters.min_score}}
     config = BuildwatchConfig.model_validate(raw)
     if write and config.detector != default.detector:
-        flag = "--consensus" if consensus else ("--unchanged" if unchanged else "--no-unchanged")
+        flag = ("--consensus" if consensus else "--ensemble" if ensemble
+                else "--unchanged" if unchanged else "--no-unchanged")  # fmt: skip
         raise click.UsageError(
             f"{flag} with --write: the card's thresholds are those of the default detection "
             f"path; drop --write to see the curve with {flag}"
@@ -326,6 +344,12 @@ def calibrate_command(
         checks = {"unchanged": {"radius_m": u.radius_m, "min_ncc": u.min_ncc,
                                 "min_peak": u.min_peak} if u.enabled
                   else None}  # fmt: skip
+        ens = getattr(run, "ensemble", None)  # models.ensemble, as wrap_detector built it
+        checks["ensemble"] = None if not isinstance(ens, dict) else {
+            "members": [str(p) for p in config.detector.ensemble.weights],
+            "member_weights": [round(w, 4) for w in run.member_weights],
+            "min_iou": ens["min_iou"], "member_conf": ens["member_conf"],
+        }  # fmt: skip
         extra = dict(card.extra) | {"calibration": cal.as_card() | {"checks": checks}}
         write_card(replace(card, extra=extra), card_path)
         click.echo(f"card: {card_path}")

@@ -1,0 +1,174 @@
+"""Model ensemble: several detectors look at each tile; a candidate's score is their mean.
+
+Two detectors trained differently (the shipped early-fusion YOLO11n-seg and a Siamese network
+on an ImageNet-pretrained backbone) make different mistakes. :class:`ModelEnsemble` runs each
+member on the same tiles at a low floor (``member_conf``), groups their candidates that outline
+the same thing (intersection over union of the outlines ≥ ``min_iou``, class-agnostic; at most
+one candidate per member in a group), and gives each group one candidate: the outline, box and
+class of the first member's candidate where it has one (else the highest-scoring member's), and
+the **weighted mean of the members' scores**, a member that found nothing there counting 0.
+A structure both see at 0.5 scores 0.5; one that only one member sees at 0.9 scores 0.45 with
+two equal members. The lead threshold is then calibrated on the fused score like any other.
+
+``gate`` makes it a cascade: the other members look only at tiles where the first member has a
+candidate scoring at least ``gate``. With weights 3:1 a candidate the first member scores below
+0.133 cannot reach a mean of 0.35 however sure the other is, so a gate of 0.1 loses no lead at a
+threshold of 0.35 (:meth:`lossless_gate`) and spares the other members every quiet tile.
+
+Every member must tile alike (the same working GSD and input size); the first member is the
+primary: ``card``, ``weights`` and everything else but :meth:`predict` are its.
+
+>>> from models.candidates import Candidates
+>>> class Fixed:
+...     def __init__(self, score): self.s = score
+...     def predict(self, images, conf=0.25):
+...         return [Candidates(np.array([[8, 8, 24, 24]], np.float32),
+...                            np.array([self.s], np.float32), np.zeros(1, np.int64))]
+>>> tile = np.zeros((64, 64, 6), np.uint8)
+>>> round(float(ModelEnsemble([Fixed(0.8), Fixed(0.4)]).predict([tile], conf=0.1)[0].score[0]), 4)
+0.6
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+
+from models.candidates import Candidates
+from models.consensus import candidate_geometries
+
+__all__ = ["ModelEnsemble"]
+
+
+class ModelEnsemble:
+    """Mean-score ensemble of detectors (see module doc)."""
+
+    def __init__(
+        self,
+        members: Sequence[Any],
+        weights: Sequence[float] | None = None,
+        min_iou: float = 0.3,
+        member_conf: float = 0.05,
+        gate: float | None = None,
+    ) -> None:
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 detectors, got {len(members)}")
+        w = [1.0] * len(members) if weights is None else [float(x) for x in weights]
+        if len(w) != len(members):
+            raise ValueError(f"ensemble: {len(w)} weights for {len(members)} detectors")
+        if any(x < 0 for x in w) or sum(w) <= 0:
+            raise ValueError(f"ensemble weights must be >= 0 and not all 0, got {w}")
+        if not 0 < min_iou <= 1:
+            raise ValueError(f"ensemble min_iou must be in (0, 1], got {min_iou!r}")
+        if not 0 <= member_conf < 1:
+            raise ValueError(f"ensemble member_conf must be in [0, 1), got {member_conf!r}")
+        if gate is not None and not 0 <= gate < 1:
+            raise ValueError(f"ensemble gate must be in [0, 1) or None, got {gate!r}")
+        _check_alike(members)
+        self.members = list(members)
+        total = sum(w)
+        self.member_weights = [x / total for x in w]
+        self.min_iou = float(min_iou)
+        self.member_conf = float(member_conf)
+        self.gate = None if gate is None else float(gate)
+        #: (tiles the other members looked at, tiles seen), for the run's log and benchmarks
+        self.looked = (0, 0)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "members":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.members[0], name)
+
+    @property
+    def ensemble(self) -> dict[str, float]:
+        """The settings, for provenance (the members' weights files are in ``members``)."""
+        out = {f"w{i}": round(w, 4) for i, w in enumerate(self.member_weights)}
+        out |= {"min_iou": self.min_iou, "member_conf": self.member_conf}
+        return out if self.gate is None else out | {"gate": self.gate}
+
+    def lossless_gate(self, threshold: float) -> float:
+        """The largest ``gate`` that loses no candidate scoring ``threshold`` or more: with the
+        main detector below it and every other member at 1, the mean stays under ``threshold``."""
+        w0 = self.member_weights[0]
+        return max(0.0, (threshold - (1.0 - w0)) / w0)
+
+    def predict(
+        self, images: Sequence[np.ndarray], conf: float = 0.25, **kwargs: Any
+    ) -> list[Candidates]:
+        """Fused candidates on ``images`` scoring at least ``conf``."""
+        floor = min(self.member_conf, conf)
+        main = self.members[0].predict(images, conf=floor, **kwargs)
+        # the others look only where the main detector saw something at >= gate (None: everywhere)
+        look = [i for i, c in enumerate(main)
+                if self.gate is None or (len(c) and float(c.score.max()) >= self.gate)]  # fmt: skip
+        per_member = [list(main)]
+        for m in self.members[1:]:
+            seen = m.predict([images[i] for i in look], conf=floor, **kwargs) if look else []
+            row = [Candidates.empty()] * len(images)
+            for i, c in zip(look, seen, strict=True):
+                row[i] = c
+            per_member.append(row)
+        self.looked = (self.looked[0] + len(look), self.looked[1] + len(images))
+        return [self._fuse([seen[i] for seen in per_member], conf) for i in range(len(images))]
+
+    def _fuse(self, seen: list[Candidates], conf: float) -> Candidates:
+        if not any(len(c) for c in seen):
+            return Candidates.empty()
+        pool = Candidates.merge(seen)
+        owner = np.concatenate([np.full(len(c), k) for k, c in enumerate(seen)])
+        geoms = candidate_geometries(pool)
+        areas = shapely.area(geoms)
+        order = np.argsort(-pool.score, kind="stable")
+        tree = shapely.STRtree(geoms)
+        group = np.full(len(pool), -1)
+        members: list[dict[int, int]] = []
+        for i in order:
+            if group[i] >= 0:
+                continue
+            g = len(members)
+            members.append({int(owner[i]): int(i)})
+            group[i] = g
+            for j in sorted(
+                tree.query(geoms[i], predicate="intersects"), key=lambda j: -pool.score[j]
+            ):
+                if group[j] >= 0 or int(owner[j]) in members[g]:
+                    continue
+                inter = geoms[i].intersection(geoms[j]).area
+                union = areas[i] + areas[j] - inter
+                if union > 0 and inter / union >= self.min_iou:
+                    members[g][int(owner[j])] = int(j)
+                    group[j] = g
+        keep, scores = [], []
+        for found in members:
+            fused = sum(self.member_weights[k] * float(pool.score[j]) for k, j in found.items())
+            if fused < conf:
+                continue
+            lead = found[0] if 0 in found else max(found.values(), key=lambda j: pool.score[j])
+            keep.append(lead)
+            scores.append(fused)
+        if not keep:
+            return Candidates.empty()
+        idx = np.asarray(keep)
+        out = pool[idx]
+        return Candidates(
+            out.xyxy, np.clip(np.asarray(scores, np.float32), 0, 1), out.class_id, out.tile_id,
+            out.outline,
+        )  # fmt: skip
+
+
+def _check_alike(members: Sequence[Any]) -> None:
+    cards = [getattr(m, "card", None) for m in members]
+    if any(c is None for c in cards):
+        return  # plain callables in tests: nothing to compare
+    first = cards[0]
+    for k, card in enumerate(cards[1:], start=1):
+        for attr in ("working_gsd_m", "imgsz"):
+            a, b = getattr(first, attr, None), getattr(card, attr, None)
+            if a != b:
+                raise ValueError(
+                    f"ensemble member {k} has {attr} {b!r} but the first has {a!r}; "
+                    "members must tile alike"
+                )

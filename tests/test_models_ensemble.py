@@ -1,0 +1,249 @@
+"""Model ensemble (models/ensemble.py): members' candidates on the same thing, one mean score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from geo.errors import ModelError
+from models.candidates import Candidates
+from models.ensemble import ModelEnsemble
+from pipelines.config import BuildwatchConfig
+
+
+class Fixed:
+    """Returns the same boxes (with square outlines) on every tile, filtered by ``conf``."""
+
+    def __init__(self, boxes, scores, classes=None, gsd=0.2, outline=True):
+        self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.scores = np.asarray(scores, np.float32)
+        self.classes = np.zeros(len(self.scores), np.int64) if classes is None else classes
+        self.outline = outline
+        self.card = type("Card", (), {"name": "fixed", "working_gsd_m": gsd, "imgsz": 64})()
+        self.confs: list[float] = []
+
+    def predict(self, images, conf=0.25):
+        self.confs.append(conf)
+        keep = self.scores >= conf
+        b = self.boxes[keep]
+        outl = np.empty(len(b), object)
+        for i, (x0, y0, x1, y1) in enumerate(b):
+            outl[i] = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+        cands = Candidates(b, self.scores[keep], np.asarray(self.classes)[keep],
+                           outline=outl if self.outline else ())  # fmt: skip
+        return [cands for _ in images]
+
+
+TILE = np.zeros((64, 64, 6), np.uint8)
+
+
+def test_agreeing_members_average_and_a_lone_one_counts_half():
+    a = Fixed([[0, 0, 20, 20], [40, 40, 60, 60]], [0.8, 0.9])
+    b = Fixed([[1, 1, 21, 21]], [0.4])  # the same roof, shifted a pixel; nothing at the second
+    (out,) = ModelEnsemble([a, b]).predict([TILE], conf=0.1)
+    got = sorted(
+        zip(np.round(out.score.astype(float), 3).tolist(), out.xyxy[:, 0].tolist(), strict=True)
+    )
+    assert got == [(0.45, 40.0), (0.6, 0.0)]  # (0.8+0.4)/2 with a's box; 0.9/2 alone
+    assert a.confs == [pytest.approx(0.05)] and b.confs == [pytest.approx(0.05)]
+
+
+def test_the_threshold_applies_to_the_fused_score():
+    a = Fixed([[0, 0, 20, 20]], [0.9])
+    b = Fixed(np.empty((0, 4)), [])
+    assert len(ModelEnsemble([a, b]).predict([TILE], conf=0.5)[0]) == 0  # 0.45 < 0.5
+    assert len(ModelEnsemble([a, b], weights=[3, 1]).predict([TILE], conf=0.5)[0]) == 1  # 0.675
+
+
+def test_the_first_members_outline_and_class_stand_for_the_group():
+    a = Fixed([[0, 0, 20, 20]], [0.3], classes=np.array([1]))
+    b = Fixed([[0, 0, 22, 22]], [0.9])  # scores higher, but a is the main detector
+    (out,) = ModelEnsemble([a, b]).predict([TILE], conf=0.1)
+    assert out.xyxy.tolist() == [[0, 0, 20, 20]] and out.class_id.tolist() == [1]
+    assert out.outline[0].max() == 20
+    (out,) = ModelEnsemble([Fixed(np.empty((0, 4)), []), b]).predict([TILE], conf=0.1)
+    assert out.xyxy.tolist() == [[0, 0, 22, 22]]  # where a saw nothing, b's own candidate
+
+
+def test_candidates_that_do_not_overlap_enough_stay_apart():
+    a = Fixed([[0, 0, 20, 20]], [0.8])
+    b = Fixed([[12, 12, 32, 32]], [0.8])  # IoU 64 / 736 = 0.09
+    (out,) = ModelEnsemble([a, b]).predict([TILE], conf=0.1)
+    assert sorted(out.score.tolist()) == [pytest.approx(0.4)] * 2
+    (out,) = ModelEnsemble([a, b], min_iou=0.05).predict([TILE], conf=0.1)
+    assert out.score.tolist() == [pytest.approx(0.8)]
+
+
+def test_one_member_never_counts_twice_in_a_group():
+    a = Fixed([[0, 0, 20, 20], [0, 0, 19, 19]], [0.8, 0.7])  # two of a's on one roof
+    b = Fixed([[0, 0, 20, 20]], [0.6])
+    (out,) = ModelEnsemble([a, b]).predict([TILE], conf=0.1)
+    assert sorted(np.round(out.score.astype(float), 3).tolist()) == [
+        0.35,
+        0.7,
+    ]  # (0.8+0.6)/2 and 0.7/2
+
+
+def test_boxes_without_outlines_are_fused_by_their_boxes():
+    a = Fixed([[0, 0, 20, 20]], [0.8], outline=False)
+    b = Fixed([[0, 0, 20, 20]], [0.6], outline=False)
+    outs = ModelEnsemble([a, b]).predict([TILE, TILE], conf=0.1)
+    assert [o.score.tolist() for o in outs] == [[pytest.approx(0.7)]] * 2  # each tile its own
+
+
+def test_settings_are_checked():
+    a = Fixed([[0, 0, 20, 20]], [0.8])
+    with pytest.raises(ValueError, match="at least 2"):
+        ModelEnsemble([a])
+    with pytest.raises(ValueError, match="2 weights for 3"):
+        ModelEnsemble([a, a, a], weights=[1, 1])
+    with pytest.raises(ValueError, match="tile alike"):
+        ModelEnsemble([a, Fixed([[0, 0, 1, 1]], [0.5], gsd=0.3)])
+    with pytest.raises(ValidationError, match="needs detector.ensemble.weights"):
+        BuildwatchConfig.model_validate(
+            {"detector": {"ensemble": {"enabled": True, "weights": []}}}
+        )
+    with pytest.raises(ValidationError, match="gate must be in"):
+        BuildwatchConfig.model_validate({"detector": {"ensemble": {"gate": 1.5}}})
+    with pytest.raises(ValidationError, match="one per detector"):
+        BuildwatchConfig.model_validate(
+            {"detector": {"ensemble": {"weights": ["x.pt"], "member_weights": [1.0]}}}
+        )
+
+
+def test_a_missing_member_is_named_with_the_fix():
+    from pipelines.detect import load_detector
+
+    cfg = {"detector": {"ensemble": {"enabled": True, "weights": ["no-such-member.pt"]}}}
+    with pytest.raises(ModelError, match=r"no-such-member\.pt: ensemble member weights not found"):
+        load_detector(BuildwatchConfig.model_validate(cfg))
+
+
+def test_the_shipped_detector_with_itself_is_the_shipped_detector_and_says_so():
+    """An ensemble of the shipped weights with themselves scores every tile exactly as they do;
+    provenance names the ensemble."""
+    from models.datasets import procedural
+    from models.datasets.synthetic import chip_from_pair
+    from pipelines.detect import _model_of, load_detector
+
+    off = {"unchanged": {"enabled": False}}
+    plain = load_detector(
+        BuildwatchConfig.model_validate({"detector": {**off, "ensemble": {"enabled": False}}})
+    )
+    assert not isinstance(plain, ModelEnsemble)
+    ens = {**off, "ensemble": {"enabled": True, "weights": ["buildwatch-cd-yolo11n-seg.pt"],
+                               "member_weights": [1, 1], "gate": None}}  # fmt: skip
+    det = load_detector(BuildwatchConfig.model_validate({"detector": ens}))
+    assert isinstance(det, ModelEnsemble)
+    tiles = []
+    for seed in (77, 78):
+        pair = procedural.render_pair(seed, 512, 0.2)
+        flight, baseline, _ = chip_from_pair(pair, 512, 0.2, np.random.default_rng(seed))
+        tiles.append(np.concatenate([flight, baseline], axis=2))
+    want, got = plain.predict(tiles, conf=0.1), det.predict(tiles, conf=0.1)
+    assert sum(len(w) for w in want) > 0
+    for w, g in zip(want, got, strict=True):
+        order_w, order_g = np.argsort(-w.score), np.argsort(-g.score)
+        np.testing.assert_allclose(g.score[order_g], w.score[order_w], atol=1e-6)
+        np.testing.assert_allclose(g.xyxy[order_g], w.xyxy[order_w], atol=1e-4)
+    _, info = _model_of(det, 0.1)
+    assert info.name == (
+        f"{plain.card.name}+ensemble(w0=0.5,w1=0.5,min_iou=0.3,member_conf=0.05)"
+        f"[{plain.card.name}:{plain.card.sha256[:16]}]"
+    )
+    assert info.sha256 == plain.card.sha256[:16]
+
+
+def test_a_gate_spares_the_other_members_quiet_tiles_and_loses_nothing_above_its_bound():
+    quiet = np.zeros((64, 64, 6), np.uint8)
+    busy = quiet.copy()
+    busy[0, 0, 0] = 1  # a different tile
+
+    class PerTile(Fixed):
+        def predict(self, images, conf=0.25):
+            self.confs.append(conf)
+            self.seen = getattr(self, "seen", 0) + len(images)
+            out = []
+            for img in images:
+                keep = (self.scores >= conf) & (img.any() or not self.only_busy)
+                out.append(
+                    Candidates(
+                        self.boxes[keep], self.scores[keep], np.zeros(int(keep.sum()), np.int64)
+                    )
+                )
+            return out
+
+    a = PerTile([[0, 0, 20, 20], [30, 30, 50, 50]], [0.9, 0.12])
+    a.only_busy = True  # the main detector sees things on the busy tile only
+    b = PerTile([[0, 0, 20, 20], [30, 30, 50, 50]], [0.95, 0.97])
+    b.only_busy = False  # the other is sure of both everywhere
+    ungated = ModelEnsemble([a, b], weights=[3, 1]).predict([quiet, busy], conf=0.1)
+    assert b.seen == 2
+    b.seen = 0
+    ens = ModelEnsemble([a, b], weights=[3, 1], gate=0.5)
+    gated = ens.predict([quiet, busy], conf=0.1)
+    assert b.seen == 1 and ens.looked == (1, 2)  # the quiet tile never reached b
+    # lossless where the threshold allows it: nothing at >= 0.35 differs with a gate of 0.1
+    assert ens.lossless_gate(0.35) == pytest.approx(0.1333, abs=1e-4)
+    lossless = ModelEnsemble([a, b], weights=[3, 1], gate=0.1).predict([quiet, busy], conf=0.35)
+    want = [sorted(c.score[c.score >= 0.35].tolist()) for c in ungated]
+    assert [sorted(c.score.tolist()) for c in lossless] == want
+    assert want == [[], [pytest.approx(0.9125)]]  # quiet: b alone at 0.97 gives 0.24 < 0.35
+    # the gate works per tile: the busy tile is fused as without it, the quiet one has only
+    # what b alone would have given (0.25 x its scores), which the gate drops
+    assert sorted(gated[1].score.tolist()) == sorted(ungated[1].score.tolist())
+    assert sorted(ungated[0].score.tolist()) == [pytest.approx(0.2375), pytest.approx(0.2425)]
+    assert len(gated[0]) == 0
+
+
+def test_a_gate_above_what_the_thresholds_allow_is_refused():
+    from geo.errors import ConfigError
+    from pipelines.detect import wrap_detector
+
+    a = Fixed([[0, 0, 20, 20]], [0.8])
+    a.card.imgsz = 512  # tiles like the shipped weights
+    cfg = BuildwatchConfig.model_validate({
+        "filters": {"min_score": {"new_building": 0.35, "construction": 0.75}},
+        "detector": {"ensemble": {"enabled": True, "weights": ["buildwatch-cd-yolo11n-seg.pt"],
+                                  "member_weights": [3, 1], "gate": 0.2}},
+    })  # fmt: skip
+    with pytest.raises(ConfigError, match=r"gate 0.2 would drop leads .* at most 0.133"):
+        wrap_detector(a, cfg)
+
+
+def test_members_that_tile_differently_are_refused_with_the_setting_named():
+    from geo.errors import ConfigError
+    from pipelines.detect import wrap_detector
+
+    a = Fixed([[0, 0, 20, 20]], [0.8])  # a 64 px card; the shipped weights tile at 512
+    cfg = {"detector": {"ensemble": {"enabled": True, "weights": ["buildwatch-cd-yolo11n-seg.pt"]}}}
+    with pytest.raises(ConfigError, match=r"detector.ensemble: .* imgsz 512 but the first has 64"):
+        wrap_detector(a, BuildwatchConfig.model_validate(cfg))
+
+
+def test_the_shipped_weights_get_the_shipped_ensemble_and_other_weights_do_not(tmp_path):
+    """``enabled: null`` (the default): the shipped detector is the ensemble the card measured,
+    gated as tightly as the lead thresholds allow; any other weights run alone."""
+    import shutil
+
+    from models.detector import DEFAULT_WEIGHTS
+    from pipelines.detect import load_detector
+
+    det = load_detector(BuildwatchConfig())
+    assert isinstance(det.detector, ModelEnsemble)  # inside the unchanged-structure test
+    ens = det.detector
+    assert [m.weights.name for m in ens.members] == [
+        DEFAULT_WEIGHTS.name,
+        "buildwatch-cd-efflite0-siamese-seg.pt",
+    ]
+    assert ens.member_weights == [0.75, 0.25]
+    lowest = min(BuildwatchConfig().filters.min_score.values())
+    assert ens.gate == pytest.approx(ens.lossless_gate(lowest), abs=1e-4) and ens.gate > 0
+    low = BuildwatchConfig.model_validate({"filters": {"min_score": {"new_building": 0.2}}})
+    assert load_detector(low).detector.gate is None  # 0.2 < 0.25: every tile must be looked at
+    copy = tmp_path / "mine.pt"
+    shutil.copyfile(DEFAULT_WEIGHTS, copy)
+    shutil.copyfile(DEFAULT_WEIGHTS.with_suffix(".yaml"), copy.with_suffix(".yaml"))
+    mine = BuildwatchConfig.model_validate({"detector": {"weights": str(copy)}})
+    assert not isinstance(load_detector(mine).detector, ModelEnsemble)
