@@ -89,6 +89,14 @@ class ModelEnsemble:
         out |= {"min_iou": self.min_iou, "member_conf": self.member_conf}
         return out if self.gate is None else out | {"gate": self.gate}
 
+    @property
+    def lossless_from(self) -> float:
+        """The lowest lead threshold at which the gate loses nothing (0 without a gate)."""
+        if self.gate is None:
+            return 0.0
+        w0 = self.member_weights[0]
+        return w0 * self.gate + (1.0 - w0)
+
     def lossless_gate(self, threshold: float) -> float:
         """The largest ``gate`` that loses no candidate scoring ``threshold`` or more: with the
         main detector below it and every other member at 1, the mean stays under ``threshold``."""

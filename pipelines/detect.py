@@ -186,6 +186,19 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     return detector
 
 
+def _check_gate(predict: Any, config: BuildwatchConfig) -> None:
+    """A gated ensemble (models.ensemble) built for higher thresholds than this run's would
+    silently drop leads: refuse instead."""
+    lossless_from = getattr(predict, "lossless_from", None)
+    lowest = min(config.filters.min_score.values(), default=0.0)
+    if isinstance(lossless_from, float) and lowest < lossless_from - 1e-6:
+        raise ConfigError(
+            f"filters.min_score {lowest:g} is below {lossless_from:.3f}, the lowest threshold the "
+            "detector's ensemble gate was built for; load the detector with this config "
+            "(pipelines.detect.load_detector) or set detector.ensemble.gate: null"
+        )
+
+
 def _is_shipped(detector: Any) -> bool:
     """True when ``detector`` runs the shipped weights (``models/weights/``, the default)."""
     from models.detector import DEFAULT_WEIGHTS
@@ -340,6 +353,7 @@ def detect_leads(
         model = ModelInfo(name="precomputed")
     else:
         run_predict, model = _model_of(predict, config.detector.conf)
+        _check_gate(predict, config)
     gsd, size, overlap = tiling_params(config, model)
     if overlap >= size:
         raise ConfigError(f"tiling.overlap {overlap} must be smaller than tiling.size {size}")

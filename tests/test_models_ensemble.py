@@ -247,3 +247,21 @@ def test_the_shipped_weights_get_the_shipped_ensemble_and_other_weights_do_not(t
     shutil.copyfile(DEFAULT_WEIGHTS.with_suffix(".yaml"), copy.with_suffix(".yaml"))
     mine = BuildwatchConfig.model_validate({"detector": {"weights": str(copy)}})
     assert not isinstance(load_detector(mine).detector, ModelEnsemble)
+
+
+def test_a_run_below_the_threshold_the_gate_was_built_for_is_refused():
+    """An ensemble gated for 0.35 must not serve a run that keeps leads from 0.2: the tiles it
+    skipped could have held them."""
+    from geo.errors import ConfigError
+    from pipelines.detect import _check_gate
+
+    a, b = Fixed([[0, 0, 20, 20]], [0.8]), Fixed([[0, 0, 20, 20]], [0.8])
+    ens = ModelEnsemble([a, b], weights=[3, 1], gate=0.1333)
+    assert ens.lossless_from == pytest.approx(0.35, abs=1e-3)
+    at = {"filters": {"min_score": {"new_building": 0.35, "construction": 0.75}}}
+    _check_gate(ens, BuildwatchConfig.model_validate(at))  # as built: fine
+    low = {"filters": {"min_score": {"new_building": 0.2, "construction": 0.75}}}
+    with pytest.raises(ConfigError, match=r"filters.min_score 0.2 is below 0.350"):
+        _check_gate(ens, BuildwatchConfig.model_validate(low))
+    ens.gate = None  # no gate: any threshold
+    _check_gate(ens, BuildwatchConfig.model_validate(low))

@@ -140,17 +140,20 @@ def evaluate_command(
     from pipelines.detect import wrap_detector
 
     detector = ChangeDetector.load(weights, device=device, backend=backend)
+    # the pairs go through the leads stage: --conf is its min_score for both classes; a flight
+    # is scored at --conf, else at every score (an ensemble's gate must allow that threshold)
+    classes = ("new_building", "construction")
+    score = conf if conf is not None else (None if pairs is not None else 0.0)
+    raw = {} if score is None else {"filters": {"min_score": dict.fromkeys(classes, score)}}
+    config = BuildwatchConfig.model_validate(raw)
     # the checks the pipeline's default config switches on, as `detect` and `run` apply them
-    detector = wrap_detector(detector, BuildwatchConfig())
+    detector = wrap_detector(detector, config)
     if pairs is not None:
         from pipelines.evaluate_pairs import evaluate_pair_set, format_report
 
-        # the pairs go through the leads stage: --conf is its min_score for both classes
-        raw = {} if conf is None else {"filters": {"min_score": dict.fromkeys(
-            ("new_building", "construction"), conf)}}  # fmt: skip
         report = evaluate_pair_set(
             pairs, pair_gsd, detector, shift_px=shift_px, rotation_deg=rotation_deg,
-            iou_threshold=iou, config=BuildwatchConfig.model_validate(raw),
+            iou_threshold=iou, config=config,
         )  # fmt: skip
         report["inputs"].update(model=detector.card.name, sha256=detector.card.sha256[:16],
                                 backend=detector.backend.name)  # fmt: skip
