@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_runtime.py                 # all parts, prints tables
     .venv/bin/python benchmarks/bench_runtime.py --part rss      # (a) only
+    .venv/bin/python benchmarks/bench_runtime.py --part rss --config C.yaml  # (a) with a config
     .venv/bin/python benchmarks/bench_runtime.py --part ratio    # (b) only
     .venv/bin/python benchmarks/bench_runtime.py --part decode   # (c) only
 
@@ -49,7 +50,7 @@ SPEED = re.compile(
 )
 
 
-def part_rss(sizes: tuple[int, ...]) -> list[dict[str, float]]:
+def part_rss(sizes: tuple[int, ...], config: Path | None = None) -> list[dict[str, float]]:
     rows = []
     for size in sizes:
         flight = jpeg_flight(size)
@@ -64,7 +65,8 @@ def part_rss(sizes: tuple[int, ...]) -> list[dict[str, float]]:
         t0 = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", child, "detect", "--flight", str(flight),
-             "--baseline", str(baseline), "--out", str(out)],
+             "--baseline", str(baseline), "--out", str(out),
+             *(["--config", str(config)] if config else [])],
             capture_output=True, text=True, cwd=REPO,
         )  # fmt: skip
         wall = time.perf_counter() - t0
@@ -239,9 +241,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--part", choices=["rss", "ratio", "decode", "all"], default="all")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--config", type=Path, default=None,
+                    help="(a): a config for `detect` (e.g. the main detector alone)")  # fmt: skip
     args = ap.parse_args()
     if args.part in ("rss", "all"):
-        part_rss(tuple(args.sizes))
+        part_rss(tuple(args.sizes), args.config)
     if args.part in ("ratio", "all"):
         part_ratio()
     if args.part in ("decode", "all"):
