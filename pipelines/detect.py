@@ -148,10 +148,14 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     model ensemble (:mod:`models.ensemble`), scale consensus (:mod:`models.consensus`), then the
     unchanged-structure test (:mod:`models.unchanged`).
     Everything that runs the detector for the product or measures it goes through here."""
-    e = config.detector.ensemble
-    if e.enabled or (e.enabled is None and e.weights and _is_shipped(detector)):
-        from models.ensemble import ModelEnsemble
+    from models.ensemble import ModelEnsemble
 
+    e = config.detector.ensemble
+    # a detector that already is an ensemble (a benchmark's, a sweep's) is not ensembled again:
+    # its first member is the shipped one, so it would otherwise get the default members on top
+    if isinstance(detector, ModelEnsemble):
+        pass
+    elif e.enabled or (e.enabled is None and e.weights and _is_shipped(detector)):
         lowest = min(config.filters.min_score.values(), default=0.0)
         try:
             detector = ModelEnsemble(

@@ -249,6 +249,24 @@ def test_the_shipped_weights_get_the_shipped_ensemble_and_other_weights_do_not(t
     assert not isinstance(load_detector(mine).detector, ModelEnsemble)
 
 
+def test_an_ensemble_given_to_wrap_detector_is_not_ensembled_again():
+    """A benchmark's own ensemble led by the shipped detector must stay what it was built as:
+    the default config must not add the shipped members on top of it (a nested ensemble scores
+    every candidate differently and is not what was asked for)."""
+    from models.detector import ChangeDetector
+    from pipelines.detect import wrap_detector
+
+    shipped = ChangeDetector.load(None, device="cpu")
+    other = Fixed([[0, 0, 20, 20]], [0.8], gsd=float(shipped.card.working_gsd_m))
+    other.card.imgsz = shipped.card.imgsz
+    mine = ModelEnsemble([shipped, other], weights=[1, 1])
+    wrapped = wrap_detector(mine, BuildwatchConfig())
+    assert wrapped.detector is mine  # inside the unchanged-structure test, not nested
+    assert mine.members == [shipped, other]
+    # the shipped detector alone still gets the shipped ensemble
+    assert isinstance(wrap_detector(shipped, BuildwatchConfig()).detector, ModelEnsemble)
+
+
 def test_a_run_below_the_threshold_the_gate_was_built_for_is_refused():
     """An ensemble gated for 0.35 must not serve a run that keeps leads from 0.2: the tiles it
     skipped could have held them."""
