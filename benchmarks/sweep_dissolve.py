@@ -4,10 +4,9 @@ For each ``--gaps`` value, the shipped detector (as configured: the ensemble, th
 test) is measured twice over:
 
 * on the held-out calibration chips (pseudo pairs from held-out fair-drone mosaics, and synthetic
-  districts seeded apart from training): the candidates at or above each class's shipped
-  threshold are joined as ``pipelines.leads.merge.dissolve_touching`` joins them in the product
-  (the gap in the chip's pixels at ``--gsd``), then matched to the labelled outlines at IoU ≥ 0.25
-  (new_building; false leads counted on the chips where nothing changed);
+  districts seeded apart from training), per folder: new_building at its shipped threshold, the
+  outlines that touch joined as the leads stage joins them (the gap in the chips' pixels at
+  ``--gsd``), matched to the labelled outlines at IoU ≥ 0.25 (``models.calibrate``);
 * on every detector set of ``bench_detector_sets.py`` through ``pipelines.detect.detect_leads``
   with only ``filters.dissolve_gap_m`` changed.
 
@@ -31,74 +30,25 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 import bench_detector_sets as sets
-import numpy as np
-import shapely
 from sweep_ensemble import CHIPS, CachedDetector, _runs
 
-from models.calibrate import _pred_geoms
-from models.classes import CLASS_NAMES
-from models.datasets.writer import read_chip, read_polygons
+from models.calibrate import calibrate
 from models.detector import ChangeDetector
-from models.evaluate import iou_matrix, match_greedy
 from pipelines.config import BuildwatchConfig
 from pipelines.detect import _load_member, wrap_detector
-from pipelines.leads.georef import MapCandidates
-from pipelines.leads.merge import dissolve_touching
-
-#: one chip: (which source, its candidates, its labelled outlines, its area in km²)
-Chip = tuple[str, Any, list[Any], float]
 
 
-def chip_predictions(det: Any, dirs: list[str], conf: float, gsd: float) -> list[Chip]:
-    """``det``'s candidates on every chip under ``dirs``, with the chip's labels."""
-    files = [f for d in dirs for f in sorted(Path(d).glob("*.tif"))]
-    out: list[Chip] = []
-    for start in range(0, len(files), 8):
-        chunk = files[start : start + 8]
-        images = [read_chip(f) for f in chunk]
-        for f, im, cands in zip(chunk, images, det.predict(images, conf=conf), strict=True):
-            h, w = im.shape[:2]
-            label = Path(str(f.parent).replace("images", "labels")) / f"{f.stem}.txt"
-            source = f.parents[2].name  # runs/calibrate/<source>/images/val/chip.tif
-            out.append((source, cands, read_polygons(label, w, h), h * w * gsd * gsd / 1e6))
-    return out
-
-
-def score_chips(chips: list[Chip], gap_px: float, min_score: dict[str, float]) -> dict[str, Any]:
-    """new_building tp/fp/fn, F1 and area ratio per source after joining at ``gap_px``."""
-    thr = np.array([min_score[c] for c in CLASS_NAMES])
+def score_chips(det: Any, dirs: list[str], gap_m: float, t: float, gsd: float) -> dict[str, Any]:
+    """new_building tp/fp/fn and F1 at ``t`` per chip folder (chips at ``gsd`` m/px), touching
+    outlines joined at ``gap_m`` (``models.calibrate``, as ``buildwatch calibrate`` counts them)."""
     out: dict[str, Any] = {}
-    for source in sorted({c[0] for c in chips}):
-        tp = fp = fn = quiet_fp = 0
-        km2 = 0.0
-        ratios: list[float] = []
-        for src, cands, truth, area in chips:
-            if src != source:
-                continue
-            keep = cands.score >= thr[cands.class_id]
-            geoms = _pred_geoms(cands)[keep]
-            n = len(geoms)
-            outlined = np.array([o is not None and len(o) >= 3 for o in cands.outline[keep]], bool)
-            mc = MapCandidates(geoms, cands.score[keep], cands.class_id[keep],
-                               np.zeros(n, np.int64), np.zeros((n, 4), bool),
-                               np.zeros((n, 4)), outlined)  # fmt: skip
-            mc, _ = dissolve_touching(mc, gap_px)
-            if not truth:
-                km2 += area
-                quiet_fp += len(mc)
-                continue
-            sel = mc.class_id == 0
-            g = np.asarray([shapely.make_valid(x) for x in mc.geometry[sel]], object)
-            t = np.asarray([shapely.make_valid(shapely.Polygon(p)) for k, p in truth
-                            if k == 0 and len(p) >= 3], object)  # fmt: skip
-            m = match_greedy(iou_matrix(g, t), mc.score[sel], 0.25)
-            k = int((m >= 0).sum())
-            tp, fp, fn = tp + k, fp + len(g) - k, fn + len(t) - k
-            ratios += [float(g[i].area / t[j].area) for i, j in enumerate(m) if j >= 0]
-        out[f"chips_{source}"] = {
+    for d in dirs:
+        cal = calibrate(det, [Path(d)], thresholds=[t], gsd=gsd, join_gap_px=gap_m / gsd)
+        tp, fp, fn = cal.counts["new_building"][t]
+        quiet = cal.false_per_km2("new_building", t)
+        out[f"chips_{Path(d).parents[1].name}"] = {
             "tp": tp, "fp": fp, "fn": fn, "f1": sets._prf(tp, fp, fn),
-            "false_per_km2": round(quiet_fp / km2, 2) if km2 else None,
-            "area_ratio": round(float(np.median(ratios)), 2) if ratios else None,
+            "false_per_km2": None if quiet is None else round(quiet, 2), "area_ratio": None,
         }  # fmt: skip
     return out
 
@@ -132,11 +82,11 @@ def main() -> None:
         det = wrap_detector(ens, base)
     else:
         det = wrap_detector(members[0], base)
-    chips = chip_predictions(det, args.chips, min(min_score.values()), args.gsd)
     rows: list[dict[str, Any]] = []
     for gap in args.gaps:
         t0 = time.perf_counter()
-        row: dict[str, Any] = {"gap_m": gap, **score_chips(chips, gap / args.gsd, min_score)}
+        chips = score_chips(det, args.chips, gap, min_score["new_building"], args.gsd)
+        row: dict[str, Any] = {"gap_m": gap, **chips}
         config = BuildwatchConfig.model_validate({"filters": {"dissolve_gap_m": gap}})
         for name, runs in _runs(det, config, args.sets).items():
             row[name] = sets.score(runs, 0.0)  # leads are already at the shipped thresholds

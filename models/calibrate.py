@@ -10,6 +10,12 @@ threshold per class is the one with the best F1 among those that keep no-change 
 ``max_false_per_km2`` (the product's target, 1 per km²); where none does, the one with the fewest
 false leads there.
 
+The leads stage joins outlines of one class that touch into one structure
+(``filters.dissolve_gap_m``; :mod:`geo.outlines`); with ``join_gap_px`` the predictions above each
+threshold are joined the same way, in chip pixels, before they are matched and counted, so the
+curve counts what the product would hand on: two touching houses joined into one lead are a
+false lead and two misses here as well.
+
 >>> import numpy as np
 >>> curve = {0.3: (8, 4, 2), 0.5: (7, 1, 3), 0.7: (4, 0, 6)}   # threshold: (tp, fp, fn)
 >>> pick_threshold(curve)
@@ -26,6 +32,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from geo.outlines import join_outlines, touching_groups
 from models.classes import CLASS_NAMES
 from models.evaluate import iou_matrix, match_greedy
 
@@ -47,6 +54,8 @@ class Calibration:
     nochange_fp: dict[str, dict[float, int]] = field(default_factory=dict)
     nochange_km2: float = 0.0
     max_false_per_km2: float = 1.0
+    #: touching outlines closer than this (chip pixels) were joined before matching (0: none)
+    join_gap_px: float = 0.0
 
     def false_per_km2(self, cls: str, t: float) -> float | None:
         if self.nochange_km2 <= 0:
@@ -83,7 +92,8 @@ class Calibration:
     def as_card(self) -> dict[str, Any]:
         return {"min_score": self.min_score, "iou": self.iou, "chips": self.chips,
                 "sources": self.sources, "nochange_km2": round(self.nochange_km2, 4),
-                "max_false_per_km2": self.max_false_per_km2, "curve": self.curve()}  # fmt: skip
+                "max_false_per_km2": self.max_false_per_km2,
+                "join_gap_px": self.join_gap_px, "curve": self.curve()}  # fmt: skip
 
     def table(self) -> str:
         """A plain-text table: threshold, then P/R/F1 per class."""
@@ -121,13 +131,41 @@ def pick_threshold(by_threshold: Mapping[float, tuple[int, int, int]]) -> float:
 
 
 def _pred_geoms(cands: Any) -> np.ndarray:
+    return _pred_outlines(cands)[0]
+
+
+def _pred_outlines(cands: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's outline polygon (its box where it has none), and which are outlines."""
     geoms = np.asarray(shapely.box(*cands.xyxy.T.astype(np.float64)), object).reshape(-1)
+    outlined = np.zeros(len(geoms), bool)
     for i, pts in enumerate(cands.outline):
         if pts is not None and len(pts) >= 3:
             poly = shapely.make_valid(shapely.Polygon(np.asarray(pts, np.float64)))
             if not poly.is_empty and poly.area > 0:
-                geoms[i] = poly
-    return geoms
+                geoms[i], outlined[i] = poly, True
+    return geoms, outlined
+
+
+def _joined(
+    geoms: np.ndarray, scores: np.ndarray, outlined: np.ndarray, gap: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outlines closer than ``gap`` joined as the leads stage joins them (boxes left alone)."""
+    idx = np.flatnonzero(outlined)
+    groups = touching_groups(geoms[idx], np.zeros(len(idx), np.int64), gap)
+    if not groups:
+        return geoms, scores
+    keep = np.ones(len(geoms), bool)
+    extra_g, extra_s = [], []
+    for members in groups:
+        rows = idx[members]
+        keep[rows] = False
+        extra_g.append(shapely.make_valid(join_outlines(geoms[rows], gap)))
+        extra_s.append(scores[rows].max())
+    joined = np.empty(len(extra_g), object)
+    joined[:] = extra_g
+    return np.concatenate([geoms[keep], joined]), np.concatenate(
+        [scores[keep], np.asarray(extra_s, scores.dtype)]
+    )
 
 
 def calibrate(
@@ -138,13 +176,15 @@ def calibrate(
     batch: int = 8,
     gsd: float = 0.2,
     max_false_per_km2: float = 1.0,
+    join_gap_px: float = 0.0,
 ) -> Calibration:
     """Run ``predict`` (a :class:`ChangeDetector`) on every chip under ``chip_dirs`` and tabulate.
 
     Each folder holds 6-page chips (``*.tif``) with YOLO label files in the sibling ``labels``
     folder (``.../images/val`` -> ``.../labels/val``), as the dataset builders write them; a chip
     with an empty label file is a no-change chip, whose area (at ``gsd`` m/px) counts for the
-    false-lead rate.
+    false-lead rate. ``join_gap_px`` > 0 joins touching outlines of a class above each threshold
+    before matching (module doc), as the leads stage does with ``filters.dissolve_gap_m``.
     """
     from models.datasets.writer import read_chip, read_polygons
 
@@ -161,24 +201,26 @@ def calibrate(
             h, w = chip.shape[:2]
             label = Path(str(f.parent).replace("images", "labels")) / f"{f.stem}.txt"
             truth = read_polygons(label, w, h)
-            geoms = _pred_geoms(cands)
+            geoms, outlined = _pred_outlines(cands)
             if not truth:
                 nochange_km2 += h * w * gsd * gsd / 1e6
-                for k, cls in enumerate(CLASS_NAMES):
-                    for t in thresholds:
-                        nochange[cls][t] += int(((cands.class_id == k) & (cands.score >= t)).sum())
             for k, cls in enumerate(CLASS_NAMES):
                 tg = np.asarray([shapely.make_valid(shapely.Polygon(p)) for c, p in truth
                                  if c == k and len(p) >= 3], object)  # fmt: skip
                 sel = cands.class_id == k
                 for t in thresholds:
                     keep = sel & (cands.score >= t)
-                    m = match_greedy(iou_matrix(geoms[keep], tg), cands.score[keep], iou)
+                    g, sc = geoms[keep], cands.score[keep]
+                    if join_gap_px > 0:
+                        g, sc = _joined(g, sc, outlined[keep], join_gap_px)
+                    if not truth:
+                        nochange[cls][t] += len(g)
+                    m = match_greedy(iou_matrix(g, tg), sc, iou)
                     tp = int((m >= 0).sum())
                     row = counts[cls][t]
                     row[0] += tp
-                    row[1] += int(keep.sum()) - tp
+                    row[1] += len(g) - tp
                     row[2] += len(tg) - tp
     frozen = {c: {t: (v[0], v[1], v[2]) for t, v in by.items()} for c, by in counts.items()}
     return Calibration(frozen, len(files), [str(d) for d in chip_dirs], iou, nochange,
-                       nochange_km2, max_false_per_km2)  # fmt: skip
+                       nochange_km2, max_false_per_km2, float(join_gap_px))  # fmt: skip

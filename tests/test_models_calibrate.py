@@ -96,3 +96,46 @@ def test_pipeline_thresholds_are_the_shipped_cards_calibration():
     assert BuildwatchConfig().filters.min_score == DEFAULT_MIN_SCORE
     curve = calibration["curve"]["new_building"]
     assert len(curve) >= 10 and all({"precision", "recall", "f1"} <= set(r) for r in curve)
+
+
+def _outlined(boxes, scores):
+    outline = np.empty(len(boxes), object)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        outline[i] = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    return Candidates(np.float32(boxes), np.float32(scores), np.zeros(len(boxes), np.int64),
+                      outline=outline)  # fmt: skip
+
+
+def test_touching_outlines_are_counted_as_the_leads_stage_joins_them(tmp_path):
+    """Chip a: one building found as two halves 1 px apart - joined, it is one hit.
+    Chip b: two buildings 1 px apart, each found - joined, they are one false lead and two misses.
+    (IoU 0.5 here, so that a half alone does not match the whole.)"""
+    img = np.zeros((64, 64, 3), np.uint8)
+    whole = np.array([[10, 10], [41, 10], [41, 30], [10, 30]], float)
+    left = np.array([[10, 10], [25, 10], [25, 30], [10, 30]], float)
+    right = np.array([[26, 10], [41, 10], [41, 30], [26, 30]], float)
+    write_chip(tmp_path, "val", "a", img, img, [(0, whole)])
+    write_chip(tmp_path, "val", "b", img, img, [(0, left), (0, right)])
+    halves = _outlined([[10, 10, 25, 30], [26, 10, 41, 30]], [0.8, 0.6])
+    d = [tmp_path / "images" / "val"]
+
+    def counts(t, gap):
+        cal = calibrate(_Fixed([halves, halves]), d, thresholds=[t], iou=0.5, join_gap_px=gap)
+        return cal.counts["new_building"][t]
+
+    assert counts(0.5, 0.0) == (2, 2, 1)  # b's two hits; a's halves are two false leads
+    assert counts(0.5, 1.5) == (1, 1, 2)  # a's one hit; b joined: one false lead, two misses
+    assert counts(0.5, 0.5) == (2, 2, 1)  # a gap narrower than the 1 px between them joins nothing
+    assert counts(0.7, 1.5) == (1, 1, 2)  # above 0.7 one half is left in each chip: nothing to join
+    cal = calibrate(_Fixed([halves, halves]), d, thresholds=[0.5], join_gap_px=1.5)
+    assert cal.join_gap_px == 1.5 and cal.as_card()["join_gap_px"] == 1.5
+
+
+def test_joined_outlines_count_once_on_no_change_chips(tmp_path):
+    img = np.zeros((100, 100, 3), np.uint8)
+    write_chip(tmp_path, "val", "quiet", img, img, [])
+    parts = _outlined([[10, 10, 30, 30], [31, 10, 50, 30], [70, 70, 90, 90]], [0.9, 0.9, 0.9])
+    d = [tmp_path / "images" / "val"]
+    assert calibrate(_Fixed([parts]), d, thresholds=[0.5]).nochange_fp["new_building"][0.5] == 3
+    joined = calibrate(_Fixed([parts]), d, thresholds=[0.5], join_gap_px=1.5)
+    assert joined.nochange_fp["new_building"][0.5] == 2

@@ -243,3 +243,25 @@ def test_every_measuring_command_runs_what_detect_runs(monkeypatch, tmp_path):
     )
     CliRunner().invoke(cli, ["calibrate", "--no-unchanged", "--chips", str(tmp_path)])
     assert [isinstance(p, UnchangedFilter) for p in seen] == [True, True, False]
+
+
+def test_calibrate_joins_touching_outlines_as_the_leads_stage_does(monkeypatch, tmp_path):
+    """The CLI hands calibrate the product's dissolve gap in chip pixels at the working GSD."""
+    from click.testing import CliRunner
+
+    import models.calibrate
+    from models.detector import ChangeDetector
+    from pipelines.cli import cli
+    from pipelines.config import BuildwatchConfig
+
+    seen = []
+
+    def fake_calibrate(predict, dirs, **kw):
+        seen.append(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(models.calibrate, "calibrate", fake_calibrate)
+    CliRunner().invoke(cli, ["calibrate", "--no-unchanged", "--chips", str(tmp_path)])
+    gsd = float(ChangeDetector.load(None, device="cpu").card.working_gsd_m)
+    gap = BuildwatchConfig().filters.dissolve_gap_m
+    assert seen and seen[0]["join_gap_px"] == pytest.approx(gap / gsd) and gap > 0

@@ -337,7 +337,10 @@ def calibrate_command(
         )
     # the default detection path (pipelines.detect.load_detector), or the one the flags ask for
     run: Any = wrap_detector(det, config)
-    cal = calibrate(run, dirs, gsd=float(det.card.working_gsd_m), max_false_per_km2=max_false)
+    # candidates are counted as the leads stage hands them on: touching outlines joined
+    gsd = float(det.card.working_gsd_m)
+    join_gap_px = round(config.filters.dissolve_gap_m / gsd, 6)
+    cal = calibrate(run, dirs, gsd=gsd, max_false_per_km2=max_false, join_gap_px=join_gap_px)
     click.echo(cal.table())
     click.echo("min_score: " + ", ".join(f"{c} {t:.2f}" for c, t in cal.min_score.items()))
     if write:

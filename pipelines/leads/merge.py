@@ -34,6 +34,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from geo.outlines import join_outlines, touching_groups
 from pipelines.leads.georef import MapCandidates
 
 __all__ = ["duplicate_pairs", "merge_candidates", "dissolve_touching"]
@@ -181,47 +182,26 @@ def dissolve_touching(candidates: MapCandidates, gap_m: float = 0.3) -> tuple[Ma
 
     A segment model may outline one large building as several parts (roof planes, units of a
     terrace); the parts touch, while separate buildings stand apart. Each group of touching
-    outlines becomes one candidate: the union of its parts (the gap closed), the best score, the
-    union of its tiles. Boxes and ``gap_m <= 0`` are left alone. Returns the candidates and how
-    many were absorbed.
+    outlines (:func:`geo.outlines.touching_groups`) becomes one candidate: the union of its parts
+    with the gap closed (:func:`geo.outlines.join_outlines`), the best score, the union of its
+    tiles. Boxes and ``gap_m <= 0`` are left alone. Returns the candidates and how many were
+    absorbed.
     """
     idx = np.flatnonzero(candidates.is_outline)
-    if gap_m <= 0 or len(idx) < 2:
+    groups = touching_groups(candidates.geometry[idx], candidates.class_id[idx], gap_m)
+    if not groups:
         return candidates, 0
-    geoms = candidates.geometry[idx]
-    grown = shapely.buffer(geoms, gap_m / 2, join_style="mitre")
-    tree = shapely.STRtree(grown)
-    left, right = tree.query(grown, predicate="intersects")
-    keep = (left < right) & (candidates.class_id[idx][left] == candidates.class_id[idx][right])
-    left, right = left[keep], right[keep]
-    if not len(left):
-        return candidates, 0
-    n = len(idx)
-    graph = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n))
-    n_groups, labels = connected_components(graph, directed=False)
-    sizes = np.bincount(labels, minlength=n_groups)
-    groups = [np.flatnonzero(labels == g) for g in range(n_groups) if sizes[g] > 1]
     absorbed = np.zeros(len(candidates), bool)
     parts: list[MapCandidates] = []
     for members in groups:
         rows = idx[members]
         absorbed[rows] = True
-        union = shapely.union_all(shapely.buffer(candidates.geometry[rows], gap_m / 2,
-                                                 join_style="mitre"))  # fmt: skip
-        union = shapely.buffer(union, -gap_m / 2, join_style="mitre")
-        if union.geom_type != "Polygon":  # keep the largest piece; never lose the group
-            pieces = [g for g in getattr(union, "geoms", []) if g.geom_type == "Polygon"]
-            union = (
-                max(pieces, key=lambda g: g.area)
-                if pieces
-                else shapely.union_all(candidates.geometry[rows]).convex_hull
-            )
         best = rows[np.argmax(candidates.score[rows])]
         tb = candidates.bounds_of_tiles[rows]
         bounds = np.array([[np.nanmin(tb[:, 0]), np.nanmin(tb[:, 1]),
                             np.nanmax(tb[:, 2]), np.nanmax(tb[:, 3])]])  # fmt: skip
         parts.append(MapCandidates(
-            np.array([shapely.normalize(union)], object),
+            np.array([join_outlines(candidates.geometry[rows], gap_m)], object),
             candidates.score[[best]],
             candidates.class_id[[best]],
             candidates.tile_id[[best]],
