@@ -2,7 +2,8 @@
 
 How the shipped ensemble's 3:1 (model card, *Model ensemble*) and Training item 21's variants
 were chosen: for each ``--variants`` weighting of the main detector and ``--member``, the
-thresholds ``buildwatch calibrate`` picks on the held-out chips, then, at each ``--thresholds``
+thresholds ``buildwatch calibrate`` picks on the held-out chips (since 2026-12-07 counting touching
+outlines joined, as leads; the sweeps of the card's items 20-21 counted candidates one by one), then, at each ``--thresholds``
 value (both classes), held-out pseudo-pair F1, synthetic districts, WHU-CD, DSIFN-CD, synthetic
 other-season and real no-change pairs through ``pipelines.detect.detect_leads``. Each member
 predicts a tile once: its candidates are cached by tile content, so every variant after the first
@@ -113,8 +114,10 @@ def main() -> None:
         t0 = time.perf_counter()
         ensemble = ModelEnsemble([main_det, member], weights=weights)
         # calibration measures every threshold from 0, as `buildwatch calibrate` does: no gate
+        # touching outlines joined as the leads stage joins them, as `buildwatch calibrate` counts
+        join = every.filters.dissolve_gap_m / 0.2
         cal = calibrate(wrap_detector(ensemble, every), [Path(c) for c in args.chips],
-                        gsd=0.2, max_false_per_km2=1.0)  # fmt: skip
+                        gsd=0.2, max_false_per_km2=1.0, join_gap_px=join)  # fmt: skip
         det = wrap_detector(ensemble, config)
         curve = cal.curve()["new_building"]
         runs = _runs(det, config, args.sets)

@@ -86,6 +86,13 @@ class FairDroneData(_Strict):
         description="share of chips with standing water on one date only (a pond, flooded "
         "paddies, puddles; models.datasets.nuisance.flood_ground)",
     )
+    roof_planes: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of chips whose new roofs show two or four tones (roof planes in sun "
+        "and shade, a wing in another material; models.datasets.fairdrone.split_roof_tones)",
+    )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 

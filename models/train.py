@@ -103,6 +103,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 relief=fd.relief,
                 magnify=fd.magnify,
                 water=fd.water,
+                roof_planes=fd.roof_planes,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)
@@ -127,7 +128,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
 
 #: spec fields added after chip stores existed, all off at 0: left out of the record when off, so
 #: a store built before a field existed (or recorded with it at 0) is still the same chips
-_LATER_FIELDS = ("nuisance", "relief", "magnify", "water")
+_LATER_FIELDS = ("nuisance", "relief", "magnify", "water", "roof_planes")
 
 
 def _normalised(fields: dict[str, Any]) -> str:

@@ -186,7 +186,7 @@ def test_magnified_chips_show_the_same_buildings_larger_and_leave_the_rest_alone
 
 
 def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
-    """``nuisance``, ``relief``, ``magnify`` and ``water`` came after chip sets had been built: a set whose
+    """``nuisance``, ``relief``, ``magnify``, ``water`` and ``roof_planes`` came after chip sets had been built: a set whose
     recorded spec lacks them (or has them at 0) is the same chips as a spec with them off, and is
     reused; with one of them set it is another set, and is built."""
     import dataclasses
@@ -197,7 +197,7 @@ def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
     root.mkdir()
     (root / "data.yaml").write_text("path: .\n")
     old = dataclasses.asdict(FairDroneSpec())
-    for name in ("nuisance", "relief", "magnify", "water"):
+    for name in ("nuisance", "relief", "magnify", "water", "roof_planes"):
         old.pop(name)
     (root / "spec.json").write_text(json.dumps(old, sort_keys=True))
     builds: list[int] = []
@@ -258,3 +258,43 @@ def test_water_changes_one_date_per_chip_and_no_label(tmp_path):
         assert not (f and g)  # the water is on one date, the other is dry
         flight, baseline = flight + f, baseline + g
     assert flight >= 1 and baseline >= 1 and flight + baseline >= 5
+
+
+def test_roof_tones_split_each_new_roof_and_touch_nothing_else():
+    from models.datasets.fairdrone import split_roof_tones
+
+    img, ids = _scene()
+    out = split_roof_tones(img, ids, [1, 2, 3, 4], np.random.default_rng(3))
+    changed = _changed(img, out)
+    assert not changed[ids == 0].any()  # the ground is untouched
+    split = 0
+    for i in (1, 2, 3, 4):
+        inside = changed[ids == i]
+        if inside.any():  # a roof that was split: part of it changed, part kept its tone
+            assert 0.2 < inside.mean() < 0.8
+            split += 1
+    assert split >= 2
+    assert np.array_equal(split_roof_tones(img, ids, [], np.random.default_rng(3)), img)
+
+
+def test_roof_tones_change_only_the_flight_inside_new_buildings(tmp_path):
+    img, ids = _scene()
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=10, n_val=0, size_px=96, gsd_range=(0.1, 0.1), no_change_fraction=0.3)
+    build_fairdrone(prep, tmp_path / "plain", FairDroneSpec(**base))
+    build_fairdrone(prep, tmp_path / "toned", FairDroneSpec(**base, roof_planes=1.0))
+    toned = 0
+    for lbl in sorted((tmp_path / "plain" / "labels" / "train").glob("*.txt")):
+        assert (tmp_path / "toned" / "labels" / "train" / lbl.name).read_text() == lbl.read_text()
+        a = read_chip(tmp_path / "plain" / "images" / "train" / (lbl.stem + ".tif"))
+        b = read_chip(tmp_path / "toned" / "images" / "train" / (lbl.stem + ".tif"))
+        assert np.array_equal(a[..., 3:], b[..., 3:])  # the baseline is the same
+        if not lbl.read_text().strip():
+            assert np.array_equal(a, b)  # nothing new: nothing to tone
+        toned += not np.array_equal(a[..., :3], b[..., :3])
+    assert toned >= 3
