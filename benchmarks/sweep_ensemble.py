@@ -11,9 +11,12 @@ costs only the fusion and the pipeline around it. Validation sets are reported, 
 choose.
 
     python benchmarks/sweep_ensemble.py --member runs/…/buildwatch-cd-efflite0-siamese-seg.pt \\
-        --variants 3,1 2,1 3,2 1,1 [--main W.pt] [--thresholds 0.25 0.3 …] \\
+        [--member another.pt …] --variants 3,1 2,1 3,2 1,1 [--main W.pt] [--thresholds 0.25 0.3 …] \\
         [--chips runs/calibrate/fairdrone/images/val runs/calibrate/synthetic/images/val] \\
         [--sets synthetic whu dsifn nochange-syn nochange-real] [--json out.json]
+
+With several ``--member`` files each variant gives one weight per detector, the main one first
+(``3,3,2``: main, first member, second member).
 
 Needs the calibration chips (``buildwatch calibrate`` builds them; see the model card's
 *Reproduce*); the real sets are skipped where ``../shared/data`` is absent.
@@ -83,9 +86,11 @@ def _runs(det: Any, config: BuildwatchConfig, which: list[str]) -> dict[str, lis
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--member", required=True, help="the second member's weights")
+    ap.add_argument("--member", required=True, action="append",
+                    help="another member's weights (repeat for several)")
     ap.add_argument("--main", default=None, help="the main detector (default: shipped)")
-    ap.add_argument("--variants", nargs="+", default=["3,1"], help="main,member weights")
+    ap.add_argument("--variants", nargs="+", default=["3,1"],
+                    help="main,member[,member…] weights")
     ap.add_argument("--thresholds", nargs="+", type=float,
                     default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55])  # fmt: skip
     ap.add_argument("--chips", nargs="+", default=list(CHIPS))
@@ -100,7 +105,7 @@ def main() -> None:
                 f"{c}: calibration chips not found; build them (model card, Reproduce)"
             )
     main_det = CachedDetector(ChangeDetector.load(args.main, device="cpu"))
-    member = CachedDetector(ChangeDetector.load(args.member, device="cpu"))
+    members = [CachedDetector(ChangeDetector.load(m, device="cpu")) for m in args.member]
     low = min(args.thresholds)
     config = BuildwatchConfig.model_validate(
         {"filters": {"min_score": {"new_building": low, "construction": low}}}
@@ -111,8 +116,11 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for variant in args.variants:
         weights = [float(x) for x in variant.split(",")]
+        if len(weights) != 1 + len(members):
+            raise SystemExit(f"--variants {variant}: give {1 + len(members)} weights, the main "
+                             f"detector's first, one per --member after it")  # fmt: skip
         t0 = time.perf_counter()
-        ensemble = ModelEnsemble([main_det, member], weights=weights)
+        ensemble = ModelEnsemble([main_det, *members], weights=weights)
         # calibration measures every threshold from 0, as `buildwatch calibrate` does: no gate
         # touching outlines joined as the leads stage joins them, as `buildwatch calibrate` counts
         join = every.filters.dissolve_gap_m / 0.2
