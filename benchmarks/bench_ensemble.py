@@ -2,7 +2,9 @@
 looking at every tile, and with it gated (a cascade), in one run; and that the gate loses no lead.
 
     python benchmarks/bench_ensemble.py [--ensemble buildwatch-cd-efflite0-siamese-seg.pt]
-        [--member-weights 3 1] [--gate auto] [--min-score 0.35] [--json out.json]
+        [--member-weights 3 1] [--gate auto] [--min-score 0.35] [--main W.pt] [--front 1]
+        [--direction]
+        [--json out.json]
 
 Each input goes through ``pipelines.detect.detect_leads`` as ``buildwatch detect`` runs it (the
 default config otherwise, OpenVINO on this CPU), after a warm-up: the synthetic test district 1001
@@ -63,6 +65,10 @@ def main() -> None:
         help="the gate to compare with every tile (auto: as the config computes it)",
     )
     ap.add_argument("--min-score", type=float, default=0.35)
+    ap.add_argument("--front", type=int, default=1, help="detectors looking at every tile")
+    ap.add_argument("--main", type=Path, default=None, help="main detector (default: shipped)")
+    ap.add_argument("--direction", action="store_true",
+                    help="the direction test on in every way (models/direction.py)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -70,19 +76,21 @@ def main() -> None:
 
     t = args.min_score
     base: dict[str, Any] = {"filters": {"min_score": {"new_building": t, "construction": t}}}
-    ens = {"enabled": True, "weights": args.ensemble, "member_weights": args.member_weights}
+    direction = {"direction": {"enabled": args.direction}}
+    ens = {"enabled": True, "weights": args.ensemble, "member_weights": args.member_weights,
+           "front": args.front}  # fmt: skip
     ways = {
         "main alone": BuildwatchConfig.model_validate(
-            base | {"detector": {"ensemble": {"enabled": False}}}
+            base | {"detector": {"ensemble": {"enabled": False}} | direction}
         ),
         "ensemble, every tile": BuildwatchConfig.model_validate(
-            base | {"detector": {"ensemble": ens}}
+            base | {"detector": {"ensemble": ens} | direction}
         ),
         f"ensemble, gate {args.gate}": BuildwatchConfig.model_validate(
-            base | {"detector": {"ensemble": ens | {"gate": args.gate}}}
+            base | {"detector": {"ensemble": ens | {"gate": args.gate}} | direction}
         ),
     }
-    main_det = ChangeDetector.load(None, device="cpu")
+    main_det = ChangeDetector.load(args.main, device="cpu")
     dets = {name: wrap_detector(main_det, cfg) for name, cfg in ways.items()}
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

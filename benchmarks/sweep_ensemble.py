@@ -13,7 +13,7 @@ choose.
     python benchmarks/sweep_ensemble.py --member runs/…/buildwatch-cd-efflite0-siamese-seg.pt \\
         [--member another.pt …] --variants 3,1 2,1 3,2 1,1 [--main W.pt] [--thresholds 0.25 0.3 …] \\
         [--chips runs/calibrate/fairdrone/images/val runs/calibrate/synthetic/images/val] \\
-        [--sets synthetic whu dsifn nochange-syn nochange-real] [--json out.json]
+        [--sets synthetic whu dsifn nochange-syn nochange-real] [--direction] [--json out.json]
 
 With several ``--member`` files each variant gives one weight per detector, the main one first
 (``3,3,2``: main, first member, second member).
@@ -86,16 +86,24 @@ def _runs(det: Any, config: BuildwatchConfig, which: list[str]) -> dict[str, lis
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--member", required=True, action="append",
-                    help="another member's weights (repeat for several)")
+    ap.add_argument(
+        "--member",
+        required=True,
+        action="append",
+        help="another member's weights (repeat for several)",
+    )
     ap.add_argument("--main", default=None, help="the main detector (default: shipped)")
-    ap.add_argument("--variants", nargs="+", default=["3,1"],
-                    help="main,member[,member…] weights")
+    ap.add_argument("--variants", nargs="+", default=["3,1"], help="main,member[,member…] weights")
     ap.add_argument("--thresholds", nargs="+", type=float,
                     default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55])  # fmt: skip
     ap.add_argument("--chips", nargs="+", default=list(CHIPS))
     ap.add_argument("--sets", nargs="+",
                     default=["synthetic", "whu", "dsifn", "nochange-syn", "nochange-real"])  # fmt: skip
+    ap.add_argument(
+        "--direction",
+        action="store_true",
+        help="the direction test on (detector.direction; models/direction.py)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -107,11 +115,12 @@ def main() -> None:
     main_det = CachedDetector(ChangeDetector.load(args.main, device="cpu"))
     members = [CachedDetector(ChangeDetector.load(m, device="cpu")) for m in args.member]
     low = min(args.thresholds)
+    on = {"detector": {"direction": {"enabled": True}}} if args.direction else {}
     config = BuildwatchConfig.model_validate(
-        {"filters": {"min_score": {"new_building": low, "construction": low}}}
+        {"filters": {"min_score": {"new_building": low, "construction": low}}} | on
     )
     every = BuildwatchConfig.model_validate(
-        {"filters": {"min_score": {"new_building": 0.0, "construction": 0.0}}}
+        {"filters": {"min_score": {"new_building": 0.0, "construction": 0.0}}} | on
     )
     rows: list[dict[str, Any]] = []
     for variant in args.variants:

@@ -10,10 +10,13 @@ the **weighted mean of the members' scores**, a member that found nothing there 
 A structure both see at 0.5 scores 0.5; one that only one member sees at 0.9 scores 0.45 with
 two equal members. The lead threshold is then calibrated on the fused score like any other.
 
-``gate`` makes it a cascade: the other members look only at tiles where the first member has a
-candidate scoring at least ``gate``. With weights 3:1 a candidate the first member scores below
-0.133 cannot reach a mean of 0.35 however sure the other is, so a gate of 0.1 loses no lead at a
-threshold of 0.35 (:meth:`lossless_gate`) and spares the other members every quiet tile.
+``gate`` makes it a cascade: the first ``front`` members (1: the main detector) look at every
+tile, the others only at tiles where one of those has a candidate scoring at least ``gate``.
+With weights 3:1 a candidate the first member scores below 0.133 cannot reach a mean of 0.35
+however sure the other is, so a gate of 0.1 loses no lead at a threshold of 0.35
+(:meth:`lossless_gate`) and spares the other members every quiet tile. With two detectors in
+front (3:3:2, the third weighing a quarter) a place both score below ``g`` means at most
+``0.75 g + 0.25``: a gate of 0.066 loses nothing at 0.30.
 
 Every member must tile alike (the same working GSD and input size); the first member is the
 primary: ``card``, ``weights`` and everything else but :meth:`predict` are its.
@@ -53,6 +56,7 @@ class ModelEnsemble:
         min_iou: float = 0.3,
         member_conf: float = 0.05,
         gate: float | None = None,
+        front: int = 1,
     ) -> None:
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 detectors, got {len(members)}")
@@ -67,6 +71,11 @@ class ModelEnsemble:
             raise ValueError(f"ensemble member_conf must be in [0, 1), got {member_conf!r}")
         if gate is not None and not 0 <= gate < 1:
             raise ValueError(f"ensemble gate must be in [0, 1) or None, got {gate!r}")
+        if not 1 <= front < len(members):
+            raise ValueError(
+                f"ensemble front must be 1 to {len(members) - 1} (members looking at every "
+                f"tile), got {front!r}"
+            )
         _check_alike(members)
         self.members = list(members)
         total = sum(w)
@@ -74,6 +83,7 @@ class ModelEnsemble:
         self.min_iou = float(min_iou)
         self.member_conf = float(member_conf)
         self.gate = None if gate is None else float(gate)
+        self.front = int(front)
         #: (tiles the other members looked at, tiles seen), for the run's log and benchmarks
         self.looked = (0, 0)
 
@@ -87,6 +97,7 @@ class ModelEnsemble:
         """The settings, for provenance (the members' weights files are in ``members``)."""
         out = {f"w{i}": round(w, 4) for i, w in enumerate(self.member_weights)}
         out |= {"min_iou": self.min_iou, "member_conf": self.member_conf}
+        out = out if self.front == 1 else out | {"front": self.front}
         return out if self.gate is None else out | {"gate": self.gate}
 
     @property
@@ -94,13 +105,13 @@ class ModelEnsemble:
         """The lowest lead threshold at which the gate loses nothing (0 without a gate)."""
         if self.gate is None:
             return 0.0
-        w0 = self.member_weights[0]
+        w0 = sum(self.member_weights[: self.front])
         return w0 * self.gate + (1.0 - w0)
 
     def lossless_gate(self, threshold: float) -> float:
         """The largest ``gate`` that loses no candidate scoring ``threshold`` or more: with the
-        main detector below it and every other member at 1, the mean stays under ``threshold``."""
-        w0 = self.member_weights[0]
+        front members below it and every other member at 1, the mean stays under ``threshold``."""
+        w0 = sum(self.member_weights[: self.front])
         return max(0.0, (threshold - (1.0 - w0)) / w0)
 
     def predict(
@@ -108,12 +119,13 @@ class ModelEnsemble:
     ) -> list[Candidates]:
         """Fused candidates on ``images`` scoring at least ``conf``."""
         floor = min(self.member_conf, conf)
-        main = self.members[0].predict(images, conf=floor, **kwargs)
-        # the others look only where the main detector saw something at >= gate (None: everywhere)
-        look = [i for i, c in enumerate(main)
-                if self.gate is None or (len(c) and float(c.score.max()) >= self.gate)]  # fmt: skip
-        per_member = [list(main)]
-        for m in self.members[1:]:
+        per_member = [list(m.predict(images, conf=floor, **kwargs))
+                      for m in self.members[: self.front]]  # fmt: skip
+        # the others look only where a front member saw something at >= gate (None: everywhere)
+        best = [max((float(seen[i].score.max()) for seen in per_member if len(seen[i])),
+                    default=-1.0) for i in range(len(images))]  # fmt: skip
+        look = [i for i, b in enumerate(best) if self.gate is None or b >= self.gate]
+        for m in self.members[self.front :]:
             seen = m.predict([images[i] for i in look], conf=floor, **kwargs) if look else []
             row = [Candidates.empty()] * len(images)
             for i, c in zip(look, seen, strict=True):

@@ -102,6 +102,20 @@ class UnchangedConfig(_Strict):
     )
 
 
+class DirectionConfig(_Strict):
+    """Direction test (:mod:`models.direction`): each tile holding a candidate is looked at again
+    with the dates swapped; a candidate the swapped look finds at least as surely (a demolished
+    building, not a new one) is dropped. Measured on the model card (*Training*, item 25)."""
+
+    enabled: bool = False
+    margin: float = Field(
+        0.0, gt=-1, lt=1, description="drop when the swapped score >= the candidate's + this"
+    )
+    min_iou: float = Field(
+        0.3, gt=0, le=1, description="outline IoU at which a swapped candidate is the same place"
+    )
+
+
 #: the shipped ensemble's other member (models/weights/), its weight against the main detector's
 #: and the measurements behind them: model card, "Model ensemble"
 DEFAULT_ENSEMBLE_MEMBER = "buildwatch-cd-efflite0-siamese-seg.pt"
@@ -131,8 +145,11 @@ class EnsembleConfig(_Strict):
     )
     gate: float | Literal["auto"] | None = Field(
         "auto",
-        description="the others look only at tiles where the main detector scores >= this; "
+        description="the others look only at tiles where a front detector scores >= this; "
         "auto: the highest gate that loses no lead at filters.min_score; None: every tile",
+    )
+    front: int = Field(
+        1, ge=1, description="how many detectors, the main one first, look at every tile"
     )
 
     @field_validator("gate")
@@ -166,6 +183,7 @@ class DetectorConfig(_Strict):
         "auto", description="OpenVINO CPU arithmetic: auto (bf16 where the CPU has it) or f32"
     )
     ensemble: EnsembleConfig = EnsembleConfig()
+    direction: DirectionConfig = DirectionConfig()
     consensus: ConsensusConfig = ConsensusConfig()
     unchanged: UnchangedConfig = UnchangedConfig()
 

@@ -11,6 +11,7 @@ object with ``.predict(images, conf=...)`` and ``.card``; this module never impo
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -145,8 +146,9 @@ def load_detector(config: BuildwatchConfig) -> Any:
 
 def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     """``detector`` with what ``config.detector`` switches on around it: the other members of a
-    model ensemble (:mod:`models.ensemble`), scale consensus (:mod:`models.consensus`), then the
-    unchanged-structure test (:mod:`models.unchanged`).
+    model ensemble (:mod:`models.ensemble`), scale consensus (:mod:`models.consensus`), the
+    unchanged-structure test (:mod:`models.unchanged`), then the direction test
+    (:mod:`models.direction`).
     Everything that runs the detector for the product or measures it goes through here."""
     from models.ensemble import ModelEnsemble
 
@@ -163,12 +165,14 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
                 weights=e.member_weights,
                 min_iou=e.min_iou,
                 member_conf=e.member_conf,
+                front=e.front,
             )
         except ValueError as exc:
             raise ConfigError(f"detector.ensemble: {exc}") from exc
         bound = detector.lossless_gate(lowest)
         if e.gate == "auto":
-            detector.gate = round(bound, 4) if bound > 0 else None
+            # rounded down: a gate a hair above the bound would lose a lead
+            detector.gate = math.floor(bound * 1e4) / 1e4 if bound > 0 else None
         elif e.gate is not None and e.gate > bound + 1e-9:
             raise ConfigError(
                 f"detector.ensemble.gate {e.gate:g} would drop leads the other members could "
@@ -182,11 +186,20 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
         from models.consensus import ScaleConsensus
 
         detector = ScaleConsensus(detector, c.scale, c.min_score, c.min_overlap)
+    looks = detector  # what the direction test runs on the swapped dates: no filter after it
     u = config.detector.unchanged
     if u.enabled:
         from models.unchanged import UnchangedFilter
 
         detector = UnchangedFilter(detector, u.radius_m, u.min_ncc, min_peak=u.min_peak)
+    d = config.detector.direction
+    if d.enabled:
+        from models.direction import DirectionTest
+
+        # last, so only tiles still holding a candidate are looked at again; the swapped look
+        # runs the detector without the unchanged test, so the order changes no decision
+        lowest = min(config.filters.min_score.values(), default=0.0)
+        detector = DirectionTest(detector, d.margin, d.min_iou, from_score=lowest, looks=looks)
     return detector
 
 
@@ -247,7 +260,12 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
             digest = file_sha256(weights)
         overlap = getattr(card, "overlap_px", None)
         name = str(getattr(card, "name", "detector"))
-        for extra in ("ensemble", "consensus", "unchanged"):  # the wrappers of wrap_detector
+        for extra in (
+            "ensemble",
+            "consensus",
+            "direction",
+            "unchanged",
+        ):  # the wrappers of wrap_detector
             settings = getattr(predict, extra, None)
             if isinstance(settings, dict):  # say so in provenance
                 name += f"+{extra}(" + ",".join(f"{k}={v:g}" for k, v in settings.items()) + ")"

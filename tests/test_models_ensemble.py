@@ -197,6 +197,40 @@ def test_a_gate_spares_the_other_members_quiet_tiles_and_loses_nothing_above_its
     assert len(gated[0]) == 0
 
 
+def test_with_two_detectors_in_front_either_opens_the_gate_and_none_is_lost():
+    """front=2: both leading detectors look at every tile; the third only where one of them
+    saw something at >= gate, and the auto gate loses no lead at the threshold."""
+    only_a, only_b, quiet = (np.zeros((64, 64, 6), np.uint8) for _ in range(3))
+    only_a[0, 0, 0], only_b[0, 0, 1] = 1, 1
+
+    class Marked(Fixed):
+        """Finds its boxes only on tiles whose pixel ``mark`` is set (None: everywhere)."""
+
+        def predict(self, images, conf=0.25):
+            self.seen = getattr(self, "seen", 0) + len(images)
+            out = []
+            for img, c in zip(images, super().predict(images, conf), strict=True):
+                on = self.mark is None or bool(img[0, 0, self.mark])
+                out.append(c if on else Candidates.empty())
+            return out
+
+    a, b, c = (Marked([[0, 0, 20, 20]], [s]) for s in (0.5, 0.08, 0.95))
+    a.mark, b.mark, c.mark = 0, 1, None
+    ens = ModelEnsemble([a, b, c], weights=[3, 3, 2], front=2, gate=0.07)
+    out = ens.predict([only_a, only_b, quiet], conf=0.05)
+    assert a.seen == 3 and b.seen == 3 and c.seen == 2  # the quiet tile never reached c
+    assert ens.looked == (2, 3)
+    assert [round(float(x.score.max()), 4) if len(x) else None for x in out] == [
+        round(0.375 * 0.5 + 0.25 * 0.95, 4),
+        round(0.375 * 0.08 + 0.25 * 0.95, 4),
+        None,
+    ]
+    assert ens.lossless_gate(0.30) == pytest.approx(0.05 / 0.75)
+    assert ens.ensemble["front"] == 2
+    with pytest.raises(ValueError, match="front must be 1 to 2"):
+        ModelEnsemble([a, b, c], front=3)
+
+
 def test_a_gate_above_what_the_thresholds_allow_is_refused():
     from geo.errors import ConfigError
     from pipelines.detect import wrap_detector

@@ -266,6 +266,9 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
 @click.option("--unchanged/--no-unchanged", default=None,
               help="Calibrate with the unchanged-structure test on / off "
                    "[default: as the pipeline's config has it].")  # fmt: skip
+@click.option("--direction/--no-direction", default=None,
+              help="Calibrate with the direction test on / off (models/direction.py) "
+                   "[default: as the pipeline's config has it].")  # fmt: skip
 @click.option("--ensemble", "ensemble", multiple=True, type=click.Path(path_type=Path),
               help="Calibrate a model ensemble: these weights averaged with --weights "
                    "(repeatable; models/ensemble.py) [default: as the pipeline's config has it].")  # fmt: skip
@@ -279,8 +282,8 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
 def calibrate_command(
     weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
     n_synthetic: int, prepared: Path, seed: int, max_false: float, consensus: bool,
-    unchanged: bool | None, ensemble: tuple[Path, ...], ensemble_weights: str | None,
-    write: bool,
+    unchanged: bool | None, direction: bool | None, ensemble: tuple[Path, ...],
+    ensemble_weights: str | None, write: bool,
 ) -> None:  # fmt: skip
     """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
 
@@ -320,6 +323,8 @@ def calibrate_command(
     raw: dict[str, Any] = {"detector": {"consensus": {"enabled": consensus}}}
     if unchanged is not None:
         raw["detector"]["unchanged"] = {"enabled": unchanged}
+    if direction is not None:
+        raw["detector"]["direction"] = {"enabled": direction}
     if ensemble:
         raw["detector"]["ensemble"] = {"enabled": True, "weights": [str(p) for p in ensemble]}
         if ensemble_weights:
@@ -329,7 +334,10 @@ def calibrate_command(
     raw["filters"] = {"min_score": {c: 0.0 for c in default.filters.min_score}}
     config = BuildwatchConfig.model_validate(raw)
     if write and config.detector != default.detector:
+        d = config.detector
         flag = ("--consensus" if consensus else "--ensemble" if ensemble
+                else ("--direction" if direction else "--no-direction")
+                if d.direction != default.detector.direction
                 else "--unchanged" if unchanged else "--no-unchanged")  # fmt: skip
         raise click.UsageError(
             f"{flag} with --write: the card's thresholds are those of the default detection "
@@ -350,6 +358,9 @@ def calibrate_command(
         checks = {"unchanged": {"radius_m": u.radius_m, "min_ncc": u.min_ncc,
                                 "min_peak": u.min_peak} if u.enabled
                   else None}  # fmt: skip
+        dr = config.detector.direction
+        checks["direction"] = ({"margin": dr.margin, "min_iou": dr.min_iou} if dr.enabled
+                               else None)  # fmt: skip
         ens = getattr(run, "ensemble", None)  # models.ensemble, as wrap_detector built it
         checks["ensemble"] = None if not isinstance(ens, dict) else {
             "members": [str(p) for p in config.detector.ensemble.weights],
