@@ -84,7 +84,8 @@ def main() -> None:
             base | {"detector": {"ensemble": {"enabled": False}} | direction}
         ),
         "ensemble, every tile": BuildwatchConfig.model_validate(
-            base | {"detector": {"ensemble": ens} | direction}
+            # gate None: every tile (the config's default gate is auto)
+            base | {"detector": {"ensemble": ens | {"gate": None}} | direction}
         ),
         f"ensemble, gate {args.gate}": BuildwatchConfig.model_validate(
             base | {"detector": {"ensemble": ens | {"gate": args.gate}} | direction}

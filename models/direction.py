@@ -65,6 +65,13 @@ def reverse_scores(fwd: Candidates, rev: Candidates, min_iou: float) -> np.ndarr
     return np.where(hit, np.asarray(rev.score, np.float64)[None, :], 0.0).max(axis=1)
 
 
+def _takes_need(detector: Any) -> bool:
+    """True for a model ensemble (it can skip members where no score could reach a need)."""
+    from models.ensemble import ModelEnsemble
+
+    return isinstance(detector, ModelEnsemble)
+
+
 class DirectionTest:
     """A detector whose candidates are changes towards a structure (see module doc).
 
@@ -117,7 +124,14 @@ class DirectionTest:
         self.looked_again = (self.looked_again[0] + len(look), self.looked_again[1] + len(images))
         if not look:
             return out
-        swapped = self.looks.predict([swap_dates(images[i]) for i in look], conf=conf, **kwargs)
+        # only a swapped candidate scoring above a tested one's score (+ margin) decides: an
+        # ensemble told so spares its other members the tiles where none can (models.ensemble)
+        need = [float(out[i].score[out[i].score >= tested].min()) + self.margin for i in look]
+        tiles = [swap_dates(images[i]) for i in look]
+        if _takes_need(self.looks):
+            swapped = self.looks.predict(tiles, conf=conf, need=need, **kwargs)
+        else:
+            swapped = self.looks.predict(tiles, conf=conf, **kwargs)
         for i, rev in zip(look, swapped, strict=True):
             fwd = out[i]
             score = np.asarray(fwd.score, np.float64)

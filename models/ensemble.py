@@ -115,24 +115,47 @@ class ModelEnsemble:
         return max(0.0, (threshold - (1.0 - w0)) / w0)
 
     def predict(
-        self, images: Sequence[np.ndarray], conf: float = 0.25, **kwargs: Any
+        self,
+        images: Sequence[np.ndarray],
+        conf: float = 0.25,
+        need: Sequence[float] | None = None,
+        **kwargs: Any,
     ) -> list[Candidates]:
-        """Fused candidates on ``images`` scoring at least ``conf``."""
+        """Fused candidates on ``images`` scoring at least ``conf``.
+
+        ``need`` (one score per image) says that on image ``i`` only candidates scoring at least
+        ``need[i]`` matter to the caller: a member after the first then looks at an image only
+        where the members before it leave that score within reach (their best there, weighted,
+        plus the weight of every member still to look). Whatever scores ``need[i]`` or more is
+        exactly what it would be without it; below that the scores may be lower.
+        """
         floor = min(self.member_conf, conf)
-        per_member = [list(m.predict(images, conf=floor, **kwargs))
-                      for m in self.members[: self.front]]  # fmt: skip
-        # the others look only where a front member saw something at >= gate (None: everywhere)
-        best = [max((float(seen[i].score.max()) for seen in per_member if len(seen[i])),
-                    default=-1.0) for i in range(len(images))]  # fmt: skip
-        look = [i for i, b in enumerate(best) if self.gate is None or b >= self.gate]
-        for m in self.members[self.front :]:
-            seen = m.predict([images[i] for i in look], conf=floor, **kwargs) if look else []
-            row = [Candidates.empty()] * len(images)
-            for i, c in zip(look, seen, strict=True):
+        n = len(images)
+        if need is not None and len(need) != n:
+            raise ValueError(f"need: {len(need)} scores for {n} images")
+        per_member: list[list[Candidates]] = []
+        best: list[np.ndarray] = []  # per member, its best score on each image (-1: nothing)
+        look = list(range(n))  # the tiles the members after the front looked at
+        for k, m in enumerate(self.members):
+            tiles = list(range(n))
+            if k >= self.front:
+                if k == self.front and self.gate is not None:  # the cascade (module doc)
+                    front_best = np.max(best, axis=0)
+                    look = [i for i in tiles if front_best[i] >= 0 and front_best[i] >= self.gate]
+                tiles = look
+            if need is not None and k:
+                reach = (sum(w * np.maximum(b, 0.0)
+                             for w, b in zip(self.member_weights, best, strict=False))
+                         + sum(self.member_weights[k:]))  # fmt: skip
+                tiles = [i for i in tiles if reach[i] >= need[i] - 1e-9]
+            seen = m.predict([images[i] for i in tiles], conf=floor, **kwargs) if tiles else []
+            row = [Candidates.empty()] * n
+            for i, c in zip(tiles, seen, strict=True):
                 row[i] = c
             per_member.append(row)
-        self.looked = (self.looked[0] + len(look), self.looked[1] + len(images))
-        return [self._fuse([seen[i] for seen in per_member], conf) for i in range(len(images))]
+            best.append(np.array([float(c.score.max()) if len(c) else -1.0 for c in row]))
+        self.looked = (self.looked[0] + len(look), self.looked[1] + n)
+        return [self._fuse([seen[i] for seen in per_member], conf) for i in range(n)]
 
     def _fuse(self, seen: list[Candidates], conf: float) -> Candidates:
         if not any(len(c) for c in seen):

@@ -231,6 +231,33 @@ def test_with_two_detectors_in_front_either_opens_the_gate_and_none_is_lost():
         ModelEnsemble([a, b, c], front=3)
 
 
+def test_a_need_spares_members_where_no_score_can_reach_it_and_changes_nothing_above_it():
+    """predict(need=...): a member looks at an image only where the members before it leave
+    need[i] within reach; every candidate scoring need[i] or more is as without it."""
+
+    class Counting(Fixed):
+        def predict(self, images, conf=0.25):
+            self.seen = getattr(self, "seen", 0) + len(images)
+            return super().predict(images, conf)
+
+    def members():
+        return (Counting([[0, 0, 20, 20]], [0.4]), Counting([[0, 0, 20, 20]], [0.9]),
+                Counting([[0, 0, 20, 20]], [0.9]))  # fmt: skip
+
+    a, b, c = members()
+    ens = ModelEnsemble([a, b, c], weights=[3, 3, 2])
+    tiles = [TILE, TILE]
+    # after a (0.4): at most 0.375 * 0.4 + 0.625 = 0.775; need 0.8 on the first image
+    out = ens.predict(tiles, conf=0.05, need=[0.8, 0.5])
+    assert (a.seen, b.seen, c.seen) == (2, 1, 1)
+    full = ModelEnsemble(list(members()), weights=[3, 3, 2]).predict(tiles, conf=0.05)
+    assert float(full[1].score[0]) == pytest.approx(0.375 * 0.4 + 0.375 * 0.9 + 0.25 * 0.9)
+    assert out[1].score.tolist() == full[1].score.tolist()  # within reach: the same
+    assert float(full[0].score[0]) < 0.8 and all(s < 0.8 for s in out[0].score)
+    with pytest.raises(ValueError, match="need: 1 scores for 2 images"):
+        ens.predict(tiles, need=[0.5])
+
+
 def test_a_gate_above_what_the_thresholds_allow_is_refused():
     from geo.errors import ConfigError
     from pipelines.detect import wrap_detector
