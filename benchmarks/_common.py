@@ -53,8 +53,8 @@ def bench_tiles(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
 
 
 def add_check_flags(ap: Any) -> None:
-    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged`` and ``--no-ensemble`` on an
-    argparse parser."""
+    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--no-ensemble`` and
+    ``--direction`` on an argparse parser."""
     ap.add_argument("--consensus", action="store_true",
                     help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
     ap.add_argument("--unchanged", nargs="?", type=float, const=-1.0, default=None,
@@ -67,6 +67,8 @@ def add_check_flags(ap: Any) -> None:
     )
     ap.add_argument("--no-ensemble", action="store_true",
                     help="the main detector alone: detector.ensemble off (models/ensemble.py)")  # fmt: skip
+    ap.add_argument("--direction", action="store_true",
+                    help="the direction test on (detector.direction; models/direction.py)")  # fmt: skip
 
 
 def check_config(args: Any, raw: dict | None = None) -> dict:
@@ -77,6 +79,8 @@ def check_config(args: Any, raw: dict | None = None) -> dict:
         det["consensus"] = {"enabled": True}
     if getattr(args, "no_ensemble", False):
         det["ensemble"] = {"enabled": False}
+    if getattr(args, "direction", False):
+        det["direction"] = {"enabled": True}
     if args.no_unchanged:
         det["unchanged"] = {"enabled": False}
     elif args.unchanged is not None:  # on; at its default min_ncc unless one was given
@@ -90,4 +94,5 @@ def checks_label(config: Any) -> dict:
     """What was switched on around the detector, for the benchmark's JSON rows."""
     d = config.detector
     return {"ensemble": d.ensemble.enabled, "consensus": d.consensus.enabled,  # None: auto
-            "unchanged": d.unchanged.min_ncc if d.unchanged.enabled else None}  # fmt: skip
+            "unchanged": d.unchanged.min_ncc if d.unchanged.enabled else None,
+            "direction": d.direction.enabled}  # fmt: skip
