@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def bench_tiles(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
 
 def add_check_flags(ap: Any) -> None:
     """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--no-ensemble`` and
-    ``--direction`` on an argparse parser."""
+    ``--direction`` / ``--no-direction`` on an argparse parser."""
     ap.add_argument("--consensus", action="store_true",
                     help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
     ap.add_argument("--unchanged", nargs="?", type=float, const=-1.0, default=None,
@@ -67,8 +68,9 @@ def add_check_flags(ap: Any) -> None:
     )
     ap.add_argument("--no-ensemble", action="store_true",
                     help="the main detector alone: detector.ensemble off (models/ensemble.py)")  # fmt: skip
-    ap.add_argument("--direction", action="store_true",
-                    help="the direction test on (detector.direction; models/direction.py)")  # fmt: skip
+    ap.add_argument("--direction", action=argparse.BooleanOptionalAction, default=None,
+                    help="the direction test on / off (detector.direction; models/direction.py) "
+                    "[default: as the config has it: on]")  # fmt: skip
 
 
 def check_config(args: Any, raw: dict | None = None) -> dict:
@@ -79,8 +81,8 @@ def check_config(args: Any, raw: dict | None = None) -> dict:
         det["consensus"] = {"enabled": True}
     if getattr(args, "no_ensemble", False):
         det["ensemble"] = {"enabled": False}
-    if getattr(args, "direction", False):
-        det["direction"] = {"enabled": True}
+    if getattr(args, "direction", None) is not None:
+        det["direction"] = {"enabled": bool(args.direction)}
     if args.no_unchanged:
         det["unchanged"] = {"enabled": False}
     elif args.unchanged is not None:  # on; at its default min_ncc unless one was given

@@ -1,10 +1,13 @@
 """What the model ensemble costs: detect time with the main detector alone, with the ensemble
 looking at every tile, and with it gated (a cascade), in one run; and that the gate loses no lead.
 
-    python benchmarks/bench_ensemble.py [--ensemble buildwatch-cd-efflite0-siamese-seg.pt]
-        [--member-weights 3 1] [--gate auto] [--min-score 0.35] [--main W.pt] [--front 1]
-        [--direction]
+    python benchmarks/bench_ensemble.py [--ensemble W.pt ...] [--member-weights 3 3 2]
+        [--gate auto] [--min-score 0.30] [--main W.pt] [--front 2] [--[no-]direction]
         [--json out.json]
+
+The defaults are the shipped ensemble (``pipelines.config``: the seed-4 YOLO11n-seg and the
+Siamese member beside the main detector, 3:3:2, two in front, the direction test on). The main
+detector is loaded as ``buildwatch detect`` loads it (the config's batch of tiles per call).
 
 Each input goes through ``pipelines.detect.detect_leads`` as ``buildwatch detect`` runs it (the
 default config otherwise, OpenVINO on this CPU), after a warm-up: the synthetic test district 1001
@@ -29,7 +32,13 @@ from typing import Any
 import _common  # noqa: F401  (puts the repository on sys.path)
 from bench_nochange import ensure_district
 
-from pipelines.config import BuildwatchConfig
+from pipelines.config import (
+    DEFAULT_ENSEMBLE_MEMBERS,
+    DEFAULT_FRONT,
+    DEFAULT_MEMBER_WEIGHTS,
+    DEFAULT_MIN_SCORE,
+    BuildwatchConfig,
+)
 from pipelines.detect import detect_leads, wrap_detector
 
 HERE = Path(__file__).resolve().parents[1]
@@ -56,19 +65,22 @@ def _inputs(tmp: Path) -> list[tuple[str, Path, Path]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ensemble", nargs="+", default=["buildwatch-cd-efflite0-siamese-seg.pt"])
-    ap.add_argument("--member-weights", type=float, nargs="+", default=[3.0, 1.0])
+    ap.add_argument("--ensemble", nargs="+", default=list(DEFAULT_ENSEMBLE_MEMBERS))
+    ap.add_argument("--member-weights", type=float, nargs="+", default=list(DEFAULT_MEMBER_WEIGHTS))
     ap.add_argument(
         "--gate",
         type=lambda v: v if v == "auto" else float(v),
         default="auto",
         help="the gate to compare with every tile (auto: as the config computes it)",
     )
-    ap.add_argument("--min-score", type=float, default=0.35)
-    ap.add_argument("--front", type=int, default=1, help="detectors looking at every tile")
+    ap.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE["new_building"])
+    ap.add_argument(
+        "--front", type=int, default=DEFAULT_FRONT, help="detectors looking at every tile"
+    )
     ap.add_argument("--main", type=Path, default=None, help="main detector (default: shipped)")
-    ap.add_argument("--direction", action="store_true",
-                    help="the direction test on in every way (models/direction.py)")  # fmt: skip
+    ap.add_argument("--direction", action=argparse.BooleanOptionalAction, default=None,
+                    help="the direction test on / off in every way (models/direction.py) "
+                    "[default: as the config: on]")  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -76,7 +88,7 @@ def main() -> None:
 
     t = args.min_score
     base: dict[str, Any] = {"filters": {"min_score": {"new_building": t, "construction": t}}}
-    direction = {"direction": {"enabled": args.direction}}
+    direction = {} if args.direction is None else {"direction": {"enabled": args.direction}}
     ens = {"enabled": True, "weights": args.ensemble, "member_weights": args.member_weights,
            "front": args.front}  # fmt: skip
     ways = {
@@ -91,7 +103,9 @@ def main() -> None:
             base | {"detector": {"ensemble": ens | {"gate": args.gate}} | direction}
         ),
     }
-    main_det = ChangeDetector.load(args.main, device="cpu")
+    # loaded as the product loads it (pipelines.detect.load_detector): a static batch of the
+    # config's tiles per predict call; a larger one would be padded on every call
+    main_det = ChangeDetector.load(args.main, device="cpu", batch=BuildwatchConfig().detector.batch)
     dets = {name: wrap_detector(main_det, cfg) for name, cfg in ways.items()}
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

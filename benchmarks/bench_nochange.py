@@ -126,7 +126,9 @@ def main() -> None:
 
         # the detector as `detect` runs it (the config's checks around it; flags switch them)
         config = BuildwatchConfig.model_validate(_common.check_config(args))
-        detector = wrap_detector(ChangeDetector.load(args.weights), config)
+        detector = wrap_detector(
+            ChangeDetector.load(args.weights, batch=config.detector.batch), config
+        )
     rows = []
     for seed in args.seeds:
         folder = ensure_district(args.root, seed, args.size_m, args.gsd, False, args.days_before)

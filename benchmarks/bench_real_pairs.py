@@ -190,7 +190,9 @@ def main() -> None:
                                         "construction": args.min_score}}  # fmt: skip
     config = BuildwatchConfig.model_validate(raw)
     # the detector as `detect` runs it: the checks the config switches on around it
-    det = wrap_detector(ChangeDetector.load(args.weights, device="cpu"), config)
+    det = wrap_detector(
+        ChangeDetector.load(args.weights, device="cpu", batch=config.detector.batch), config
+    )
     result: dict = {}
     if args.only != "no_change":
         print(f"== {args.label}: change pairs (WHU-CD, DSIFN-CD) through detect_leads")

@@ -101,8 +101,9 @@ def main() -> None:
                     default=["synthetic", "whu", "dsifn", "nochange-syn", "nochange-real"])  # fmt: skip
     ap.add_argument(
         "--direction",
-        action="store_true",
-        help="the direction test on (detector.direction; models/direction.py)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the direction test on / off (detector.direction) [default: as the config: on]",
     )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -115,7 +116,7 @@ def main() -> None:
     main_det = CachedDetector(ChangeDetector.load(args.main, device="cpu"))
     members = [CachedDetector(ChangeDetector.load(m, device="cpu")) for m in args.member]
     low = min(args.thresholds)
-    on = {"detector": {"direction": {"enabled": True}}} if args.direction else {}
+    on = {} if args.direction is None else {"detector": {"direction": {"enabled": args.direction}}}
     config = BuildwatchConfig.model_validate(
         {"filters": {"min_score": {"new_building": low, "construction": low}}} | on
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,38 @@ __all__ = [
     "reproject_geometry",
     "linear_unit_is_metre",
     "ground_gsd_m",
+    "transformer",
 ]
 
 log = logging.getLogger(__name__)
 
 #: projected CRSs whose "metres" are not ground metres: worked in a local UTM zone instead
 _MERCATOR = (3857, 900913, 3785)
+
+
+_local = threading.local()
+
+
+def transformer(src: CRS | str, dst: CRS | str) -> Transformer:
+    """An ``always_xy`` :class:`pyproj.Transformer` from ``src`` to ``dst``, made once per thread.
+
+    Building one costs about 40 ms here (PROJ parses both CRSs and picks the operation), and a
+    pair's readers need the same few again and again; a thread keeps its own, so none is shared.
+    """
+    cache: dict[tuple[str, str], Transformer] | None = getattr(_local, "transformers", None)
+    if cache is None:
+        cache = _local.transformers = {}
+    key = (_crs_key(src), _crs_key(dst))
+    tr = cache.get(key)
+    if tr is None:
+        if len(cache) >= 64:
+            cache.clear()
+        tr = cache[key] = Transformer.from_crs(src, dst, always_xy=True)
+    return tr
+
+
+def _crs_key(crs: CRS | str) -> str:
+    return crs if isinstance(crs, str) else crs.to_wkt()
 
 
 def require_crs(crs: CRS | None, path: str | Path) -> CRS:
@@ -92,7 +119,7 @@ def working_crs_for(
         log.info("%s: geographic CRS %s, working in %s", path, crs.to_string(), local.to_string())
         return local
     if crs.to_epsg() in _MERCATOR:  # web mercator metres are 1/cos(lat) too long
-        tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        tr = transformer(crs, "EPSG:4326")
         lon, lat = tr.transform((bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0)
         local = local_projected_crs(CRS.from_epsg(4326), lon, lat)
         log.info("%s: web mercator %s, working in %s", path, crs.to_string(), local.to_string())
@@ -113,7 +140,7 @@ def reproject_geometry(
         return geom
     if densify:
         geom = shapely.segmentize(geom, densify)
-    tr = Transformer.from_crs(src, dst, always_xy=True)
+    tr = transformer(src, dst)
     return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
@@ -129,7 +156,7 @@ def ground_gsd_m(
     cx, cy = (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0
     if work == crs:
         return float(res)
-    tr = Transformer.from_crs(crs, work, always_xy=True)
+    tr = transformer(crs, work)
     x0, y0 = tr.transform(cx, cy)
     x1, y1 = tr.transform(cx + res, cy)
     x2, y2 = tr.transform(cx, cy + res)

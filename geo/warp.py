@@ -31,6 +31,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geo.coreg_local import remap_tile
+from geo.crs import transformer
 from geo.errors import RasterError
 from geo.jpegtiles import JpegTiles
 from geo.raster import Stretch, open_overview, overview_level_for, rgb_bands
@@ -109,9 +110,7 @@ class EpochReader:
             src_res *= 111_320.0
         resampling = Resampling.average if src_res < 0.75 * spec.grid.gsd else Resampling.bilinear
         if resampling == Resampling.bilinear:  # a coarser source (the usual baseline): remap
-            from pyproj import Transformer
-
-            self._to_src = Transformer.from_crs(spec.crs, src.crs, always_xy=True)
+            self._to_src = transformer(spec.crs, src.crs)
             self._remap_src = src
             return
         add_alpha = alpha is None and src.nodata is None
@@ -161,7 +160,7 @@ class EpochReader:
             ) from exc
         data = self.spec.stretch.apply(data)
         if self.spec.lut is not None:
-            data = np.stack([self.spec.lut[i][data[i]] for i in range(3)])
+            data = np.stack([cv2.LUT(data[i], self.spec.lut[i]) for i in range(3)])
         r0, c0 = part.row_off - win.row_off, part.col_off - win.col_off
         sl = (slice(r0, r0 + part.height), slice(c0, c0 + part.width))
         rgb[sl] = np.moveaxis(data, 0, -1)

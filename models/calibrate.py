@@ -56,6 +56,10 @@ class Calibration:
     max_false_per_km2: float = 1.0
     #: touching outlines closer than this (chip pixels) were joined before matching (0: none)
     join_gap_px: float = 0.0
+    #: per class, the lowest threshold allowed whatever the chips pick (:attr:`min_score`), set
+    #: where a measurement the chips cannot make (whole no-change districts of another season)
+    #: needs a higher one; recorded with the pick beside it
+    floor: dict[str, float] = field(default_factory=dict)
 
     def false_per_km2(self, cls: str, t: float) -> float | None:
         if self.nochange_km2 <= 0:
@@ -64,6 +68,11 @@ class Calibration:
 
     @property
     def min_score(self) -> dict[str, float]:
+        """Per class: :attr:`picked`, raised to the class's :attr:`floor` where it is below."""
+        return {c: max(t, self.floor.get(c, 0.0)) for c, t in self.picked.items()}
+
+    @property
+    def picked(self) -> dict[str, float]:
         """Per class: the best-F1 threshold that keeps no-change chips within the false-lead cap."""
         out = {}
         for c, by_t in self.counts.items():
@@ -90,10 +99,13 @@ class Calibration:
         return out
 
     def as_card(self) -> dict[str, Any]:
-        return {"min_score": self.min_score, "iou": self.iou, "chips": self.chips,
+        out = {"min_score": self.min_score, "iou": self.iou, "chips": self.chips,
                 "sources": self.sources, "nochange_km2": round(self.nochange_km2, 4),
                 "max_false_per_km2": self.max_false_per_km2,
                 "join_gap_px": self.join_gap_px, "curve": self.curve()}  # fmt: skip
+        if self.floor:
+            out |= {"picked": self.picked, "floor": dict(self.floor)}
+        return out
 
     def table(self) -> str:
         """A plain-text table: threshold, then P/R/F1 per class."""

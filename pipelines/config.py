@@ -7,7 +7,7 @@ working directory.
 
 >>> cfg = BuildwatchConfig()
 >>> cfg.filters.min_score["new_building"], cfg.output.chinese_headers
-(0.35, False)
+(0.3, False)
 >>> BuildwatchConfig.model_validate({"filters": {"min_score": {"house": 0.5}}})
 Traceback (most recent call last):
 ...
@@ -105,9 +105,10 @@ class UnchangedConfig(_Strict):
 class DirectionConfig(_Strict):
     """Direction test (:mod:`models.direction`): each tile holding a candidate is looked at again
     with the dates swapped; a candidate the swapped look finds at least as surely (a demolished
-    building, not a new one) is dropped. Measured on the model card (*Training*, item 25)."""
+    building, not a new one) is dropped. On by default with the shipped ensemble; measured on the
+    model card (*Training*, items 25 and 27)."""
 
-    enabled: bool = False
+    enabled: bool = True
     margin: float = Field(
         0.0, gt=-1, lt=1, description="drop when the swapped score >= the candidate's + this"
     )
@@ -116,9 +117,16 @@ class DirectionConfig(_Strict):
     )
 
 
-#: the shipped ensemble's other member (models/weights/), its weight against the main detector's
-#: and the measurements behind them: model card, "Model ensemble"
-DEFAULT_ENSEMBLE_MEMBER = "buildwatch-cd-efflite0-siamese-seg.pt"
+#: the shipped ensemble's other members (models/weights/): a second toned-roof YOLO11n-seg (item
+#: 23, seed 4) and the Siamese EfficientNet-Lite0 detector (item 20); their weights against the
+#: main detector's (3:3:2, the two YOLOs looking at every tile) and the measurements behind them:
+#: model card, *Training* item 27 and "Model ensemble"
+DEFAULT_ENSEMBLE_MEMBERS = (
+    "buildwatch-cd-yolo11n-seg-seed4.pt",
+    "buildwatch-cd-efflite0-siamese-seg.pt",
+)
+DEFAULT_MEMBER_WEIGHTS = (3.0, 3.0, 2.0)
+DEFAULT_FRONT = 2
 
 
 class EnsembleConfig(_Strict):
@@ -130,11 +138,11 @@ class EnsembleConfig(_Strict):
         None, description="None: on with the shipped weights, off with any other weights"
     )
     weights: list[Path] = Field(
-        default_factory=lambda: [Path(DEFAULT_ENSEMBLE_MEMBER)],
+        default_factory=lambda: [Path(p) for p in DEFAULT_ENSEMBLE_MEMBERS],
         description="the other members' weights files (a bare name: in models/weights/)",
     )
     member_weights: list[float] | None = Field(
-        default_factory=lambda: [3.0, 1.0],
+        default_factory=lambda: list(DEFAULT_MEMBER_WEIGHTS),
         description="one weight per detector, the main one first; None = equal",
     )
     min_iou: float = Field(
@@ -149,7 +157,9 @@ class EnsembleConfig(_Strict):
         "auto: the highest gate that loses no lead at filters.min_score; None: every tile",
     )
     front: int = Field(
-        1, ge=1, description="how many detectors, the main one first, look at every tile"
+        DEFAULT_FRONT,
+        ge=1,
+        description="how many detectors, the main one first, look at every tile",
     )
 
     @field_validator("gate")
@@ -161,6 +171,19 @@ class EnsembleConfig(_Strict):
 
     @model_validator(mode="after")
     def _members_named(self) -> EnsembleConfig:
+        if "weights" in self.model_fields_set:
+            # the default weighting and front belong to the default members: other members are
+            # weighed equally with only the main detector in front unless the config says
+            if "member_weights" not in self.model_fields_set:
+                self.member_weights = None
+            if "front" not in self.model_fields_set:
+                self.front = 1
+        if self.weights and self.front > len(self.weights):
+            raise ValueError(
+                f"detector.ensemble.front is {self.front} but there are {len(self.weights) + 1} "
+                "detectors; at least one must be left behind the front (front <= "
+                f"{len(self.weights)})"
+            )
         if self.enabled and not self.weights:
             raise ValueError("detector.ensemble.enabled needs detector.ensemble.weights")
         if self.member_weights is not None and len(self.member_weights) != len(self.weights) + 1:
@@ -253,7 +276,7 @@ DEFAULT_MIN_AREA_M2: dict[str, float] = {"new_building": 4.0, "construction": 6.
 #: min_score calibrated for the shipped weights on held-out pseudo pairs (`buildwatch calibrate`:
 #: the best F1 that keeps no-change chips at <= 1 false lead per km²; the curve is in the card,
 #: models/weights/buildwatch-cd-yolo11n-seg.md) -- never on the sets the F1 is reported for
-DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.35, "construction": 0.75}
+DEFAULT_MIN_SCORE: dict[str, float] = {"new_building": 0.30, "construction": 0.80}
 
 
 class FiltersConfig(_Strict):

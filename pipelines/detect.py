@@ -263,9 +263,9 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
         for extra in (
             "ensemble",
             "consensus",
-            "direction",
             "unchanged",
-        ):  # the wrappers of wrap_detector
+            "direction",
+        ):  # the wrappers of wrap_detector, in the order it applies them
             settings = getattr(predict, extra, None)
             if isinstance(settings, dict):  # say so in provenance
                 name += f"+{extra}(" + ",".join(f"{k}={v:g}" for k, v in settings.items()) + ")"

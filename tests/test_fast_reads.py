@@ -138,3 +138,62 @@ def test_progress_lines_and_quiet() -> None:
     assert speed_line(2e6, 3600.0, 100, None, 512.4).startswith(
         "speed: 2.000 km² in 3600.0 s = 2 km²/h"
     )
+
+
+def test_a_readers_colour_lut_is_applied_per_band(tmp_path: Path) -> None:
+    """The baseline's histogram LUT (one per band) maps every pixel value as numpy indexing would."""
+    from geo.raster import Stretch
+    from geo.warp import EpochSpec
+    from geo.windows import Grid
+
+    chw = _texture(64, 5)
+    path = tmp_path / "b.tif"
+    tf = Affine(0.2, 0, 500000, 0, -0.2, 3300000)
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+                       crs=GK, transform=tf) as ds:  # fmt: skip
+        ds.write(chw)
+    lut = np.random.default_rng(1).integers(0, 256, (3, 256)).astype(np.uint8)
+    grid = Grid(tf, 64, 64)
+    plain = EpochReader(EpochSpec(str(path), grid, GK, Stretch.identity()))
+    mapped = EpochReader(EpochSpec(str(path), grid, GK, Stretch.identity(), lut=lut))
+    win = TileWindow(0, 0, 0, 64, 64)
+    (a, va), (b, vb) = plain.read(win), mapped.read(win)
+    plain.close()
+    mapped.close()
+    assert va.all() and vb.all()
+    np.testing.assert_array_equal(a, np.moveaxis(chw, 0, -1))
+    want = np.stack([lut[i][a[..., i]] for i in range(3)], axis=-1)
+    assert (want != a).mean() > 0.9  # the LUT moves almost every value
+    np.testing.assert_array_equal(b, want)
+
+
+def test_transformers_are_built_once_per_thread() -> None:
+    import threading
+
+    from geo.crs import transformer
+
+    a = transformer(GK, CRS.from_epsg(4326))
+    assert transformer(GK, CRS.from_epsg(4326)) is a  # the same CRSs again: the same object
+    assert transformer(CRS.from_epsg(4326), GK) is not a
+    x, y = a.transform(500000.0, 3300000.0)
+    assert 104.9 < x < 105.1 and 29.7 < y < 29.9  # CM 105°E, ~3300 km north
+    other: list[object] = []
+    t = threading.Thread(target=lambda: other.append(transformer(GK, CRS.from_epsg(4326))))
+    t.start()
+    t.join()
+    assert other[0] is not a  # another thread builds its own
+
+
+def test_the_six_band_block_is_flight_then_baseline() -> None:
+    from types import SimpleNamespace
+
+    from pipelines.leads.tiling import _six_band
+
+    rng = np.random.default_rng(3)
+    tiles = [SimpleNamespace(flight=rng.integers(0, 256, (32, 40, 3), np.uint8),
+                             baseline=rng.integers(0, 256, (32, 40, 3), np.uint8))
+             for _ in range(3)]  # fmt: skip
+    block = _six_band(tiles)
+    assert block.shape == (3, 32, 40, 6) and block.dtype == np.uint8
+    for i, t in enumerate(tiles):
+        np.testing.assert_array_equal(block[i], np.concatenate([t.flight, t.baseline], axis=-1))

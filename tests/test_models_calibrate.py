@@ -84,6 +84,39 @@ def test_threshold_keeps_no_change_chips_under_the_false_lead_cap(tmp_path):
     assert cal.min_score["new_building"] == 0.6
 
 
+def test_a_floor_raises_a_pick_below_it_and_the_card_keeps_both(tmp_path):
+    """A district-scale no-change measurement can need more than the chips pick: the floor."""
+    img = np.zeros((64, 64, 3), np.uint8)
+    square = np.array([[10, 10], [30, 10], [30, 30], [10, 30]], float)
+    write_chip(tmp_path, "val", "a", img, img, [(0, square)])
+    write_chip(tmp_path, "val", "b", img, img, [])
+    hit = Candidates(np.float32([[10, 10, 30, 30]]), np.float32([0.7]), np.int64([0]))
+    false = Candidates(np.float32([[40, 40, 60, 60]]), np.float32([0.4]), np.int64([0]))
+    d = [tmp_path / "images" / "val"]
+    cal = calibrate(_Fixed([hit, false]), d, thresholds=[0.3, 0.5, 0.8])
+    assert cal.min_score["new_building"] == 0.5 and "floor" not in cal.as_card()
+    cal.floor = {"new_building": 0.8}
+    assert cal.picked["new_building"] == 0.5
+    assert cal.min_score["new_building"] == 0.8
+    card = cal.as_card()
+    assert card["min_score"]["new_building"] == 0.8
+    assert card["picked"]["new_building"] == 0.5 and card["floor"] == {"new_building": 0.8}
+    cal.floor = {"new_building": 0.3}  # below the pick: the pick stands
+    assert cal.min_score["new_building"] == 0.5
+
+
+@pytest.mark.parametrize("bad", ["house=0.3", "new_building", "new_building=high",
+                                 "new_building=1.5"])  # fmt: skip
+def test_calibrate_refuses_a_floor_it_cannot_read(tmp_path, bad):
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    res = CliRunner().invoke(cli, ["calibrate", "--floor", bad, "--chips", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "--floor" in res.output and repr(bad) in res.output
+
+
 def test_pipeline_thresholds_are_the_shipped_cards_calibration():
     """The default lead thresholds are the ones calibrated for the shipped weights, not guesses."""
     from models.card import read_card

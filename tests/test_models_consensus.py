@@ -84,7 +84,8 @@ def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     from pipelines.detect import _model_of, load_detector
 
     # the consensus alone (models/unchanged.py and models/ensemble.py aside)
-    off = {"unchanged": {"enabled": False}, "ensemble": {"enabled": False}}
+    off = {"unchanged": {"enabled": False}, "ensemble": {"enabled": False},
+           "direction": {"enabled": False}}  # fmt: skip
     plain = load_detector(BuildwatchConfig.model_validate({"detector": off}))
     assert not isinstance(plain, ScaleConsensus)
     det = load_detector(

@@ -8,7 +8,9 @@ from pydantic import ValidationError
 
 from geo.errors import ModelError
 from models.candidates import Candidates
+from models.direction import DirectionTest
 from models.ensemble import ModelEnsemble
+from models.unchanged import UnchangedFilter
 from pipelines.config import BuildwatchConfig
 
 
@@ -127,7 +129,7 @@ def test_the_shipped_detector_with_itself_is_the_shipped_detector_and_says_so():
     from models.datasets.synthetic import chip_from_pair
     from pipelines.detect import _model_of, load_detector
 
-    off = {"unchanged": {"enabled": False}}
+    off = {"unchanged": {"enabled": False}, "direction": {"enabled": False}}
     plain = load_detector(
         BuildwatchConfig.model_validate({"detector": {**off, "ensemble": {"enabled": False}}})
     )
@@ -292,17 +294,21 @@ def test_the_shipped_weights_get_the_shipped_ensemble_and_other_weights_do_not(t
     from pipelines.detect import load_detector
 
     det = load_detector(BuildwatchConfig())
-    assert isinstance(det.detector, ModelEnsemble)  # inside the unchanged-structure test
-    ens = det.detector
+    # the direction test around the unchanged-structure test around the ensemble
+    assert isinstance(det, DirectionTest) and isinstance(det.detector, UnchangedFilter)
+    ens = det.detector.detector
+    assert isinstance(ens, ModelEnsemble) and det.looks is ens
     assert [m.weights.name for m in ens.members] == [
         DEFAULT_WEIGHTS.name,
+        "buildwatch-cd-yolo11n-seg-seed4.pt",
         "buildwatch-cd-efflite0-siamese-seg.pt",
     ]
-    assert ens.member_weights == [0.75, 0.25]
+    assert ens.member_weights == [0.375, 0.375, 0.25] and ens.front == 2
     lowest = min(BuildwatchConfig().filters.min_score.values())
     assert ens.gate == pytest.approx(ens.lossless_gate(lowest), abs=1e-4) and ens.gate > 0
+    # the two YOLOs in front weigh 3/4: below 0.25 every tile must be looked at
     low = BuildwatchConfig.model_validate({"filters": {"min_score": {"new_building": 0.2}}})
-    assert load_detector(low).detector.gate is None  # 0.2 < 0.25: every tile must be looked at
+    assert load_detector(low).detector.detector.gate is None
     copy = tmp_path / "mine.pt"
     shutil.copyfile(DEFAULT_WEIGHTS, copy)
     shutil.copyfile(DEFAULT_WEIGHTS.with_suffix(".yaml"), copy.with_suffix(".yaml"))
@@ -322,10 +328,10 @@ def test_an_ensemble_given_to_wrap_detector_is_not_ensembled_again():
     other.card.imgsz = shipped.card.imgsz
     mine = ModelEnsemble([shipped, other], weights=[1, 1])
     wrapped = wrap_detector(mine, BuildwatchConfig())
-    assert wrapped.detector is mine  # inside the unchanged-structure test, not nested
+    assert wrapped.looks is mine  # inside the unchanged and direction tests, not nested
     assert mine.members == [shipped, other]
     # the shipped detector alone still gets the shipped ensemble
-    assert isinstance(wrap_detector(shipped, BuildwatchConfig()).detector, ModelEnsemble)
+    assert isinstance(wrap_detector(shipped, BuildwatchConfig()).looks, ModelEnsemble)
 
 
 def test_a_run_below_the_threshold_the_gate_was_built_for_is_refused():

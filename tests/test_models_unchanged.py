@@ -182,14 +182,16 @@ def test_the_threshold_decides_and_settings_are_checked():
 def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     from pipelines.detect import _model_of, load_detector
 
-    det = load_detector(BuildwatchConfig())  # on by default
+    no_dir = {"direction": {"enabled": False}}  # the direction test wraps it by default
+    det = load_detector(BuildwatchConfig.model_validate({"detector": no_dir}))  # on by default
+    assert isinstance(load_detector(BuildwatchConfig()).detector, UnchangedFilter)
     plain = load_detector(
-        BuildwatchConfig.model_validate({"detector": {"unchanged": {"enabled": False}}})
+        BuildwatchConfig.model_validate({"detector": {**no_dir, "unchanged": {"enabled": False}}})
     )
     assert isinstance(det, UnchangedFilter) and not isinstance(plain, UnchangedFilter)
     assert det.radius_px == 15  # 3 m at the card's 0.2 m
     ridges = load_detector(
-        BuildwatchConfig.model_validate({"detector": {"unchanged": {"min_peak": 0.0}}})
+        BuildwatchConfig.model_validate({"detector": {**no_dir, "unchanged": {"min_peak": 0.0}}})
     )
     assert (det.min_peak, ridges.min_peak) == (0.02, 0.0)  # the config's value reaches the test
     _, info = _model_of(det, 0.1)
@@ -198,7 +200,7 @@ def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     )
     both = load_detector(
         BuildwatchConfig.model_validate(
-            {"detector": {"consensus": {"enabled": True}, "unchanged": {"enabled": True}}}
+            {"detector": {**no_dir, "consensus": {"enabled": True}, "unchanged": {"enabled": True}}}
         )
     )
     name = _model_of(both, 0.1)[1].name
@@ -242,7 +244,9 @@ def test_every_measuring_command_runs_what_detect_runs(monkeypatch, tmp_path):
         cli, ["evaluate", "--pairs", str(tmp_path), "--out", str(tmp_path / "r.json")]
     )
     CliRunner().invoke(cli, ["calibrate", "--no-unchanged", "--chips", str(tmp_path)])
-    assert [isinstance(p, UnchangedFilter) for p in seen] == [True, True, False]
+    # the direction test (on by default) wraps the unchanged test; --no-unchanged leaves it out
+    inner = [getattr(p, "detector", None) for p in seen]
+    assert [isinstance(p, UnchangedFilter) for p in inner] == [True, True, False]
 
 
 def test_calibrate_joins_touching_outlines_as_the_leads_stage_does(monkeypatch, tmp_path):

@@ -150,12 +150,15 @@ def test_real_detector_on_cluster_equals_in_process(tmp_path: Path, scheduler: s
     assert len(leads["local"]) >= 3
     from models.detector import DEFAULT_WEIGHTS
 
-    # the default config's ensemble and unchanged-structure test run on the workers too, and
-    # say so
+    # the default config's ensemble, unchanged-structure and direction tests run on the workers
+    # too, and say so in the order they run
     (name,) = set(leads["local"]["model_name"])
-    assert name.startswith(f"{DEFAULT_WEIGHTS.stem}+ensemble(w0=0.75,w1=0.25,")
-    assert "[buildwatch-cd-efflite0-siamese-seg:" in name
-    assert name.endswith("+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)")
+    assert name.startswith(f"{DEFAULT_WEIGHTS.stem}+ensemble(w0=0.375,w1=0.375,w2=0.25,")
+    assert "[buildwatch-cd-yolo11n-seg-seed4:" in name
+    assert ",buildwatch-cd-efflite0-siamese-seg:" in name
+    assert name.endswith(
+        "+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)+direction(margin=0,min_iou=0.3)"
+    )
     pd.testing.assert_frame_equal(leads["local"], leads["dask"])
     assert leads["local"].geometry.geom_equals_exact(leads["dask"].geometry, tolerance=0).all()
     for key in ("counts", "coverage_m2", "registration", "model"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,12 +279,15 @@ def export_command(weights: Path | None, fmt: str, batch: int, cache_dir: Path |
     default=None,
     help="With --ensemble: comma-separated member weights, --weights first.",
 )
+@click.option("--floor", "floors", multiple=True, metavar="CLASS=T",
+              help="Never pick below T for CLASS (e.g. new_building=0.30, where whole no-change "
+                   "districts need it; repeatable); the card keeps the pick and the floor.")  # fmt: skip
 @click.option("--write", is_flag=True, help="Record the curve and thresholds in the model card.")
 def calibrate_command(
     weights: Path | None, chips: tuple[Path, ...], out: Path, n_fairdrone: int,
     n_synthetic: int, prepared: Path, seed: int, max_false: float, consensus: bool,
     unchanged: bool | None, direction: bool | None, ensemble: tuple[Path, ...],
-    ensemble_weights: str | None, write: bool,
+    ensemble_weights: str | None, floors: tuple[str, ...], write: bool,
 ) -> None:  # fmt: skip
     """Per-class score thresholds from held-out pseudo pairs, with the P/R/F1 curve.
 
@@ -297,6 +301,7 @@ def calibrate_command(
     from models.card import read_card, write_card
     from models.detector import DEFAULT_WEIGHTS, ChangeDetector
 
+    floor = _parse_floors(floors)
     path = Path(weights or DEFAULT_WEIGHTS)
     det = ChangeDetector.load(path, device="cpu")
     dirs = list(chips)
@@ -349,8 +354,11 @@ def calibrate_command(
     gsd = float(det.card.working_gsd_m)
     join_gap_px = round(config.filters.dissolve_gap_m / gsd, 6)
     cal = calibrate(run, dirs, gsd=gsd, max_false_per_km2=max_false, join_gap_px=join_gap_px)
+    cal.floor = floor
     click.echo(cal.table())
     click.echo("min_score: " + ", ".join(f"{c} {t:.2f}" for c, t in cal.min_score.items()))
+    for c, t in floor.items():
+        click.echo(f"  {c}: picked {cal.picked[c]:.2f}, floor {t:.2f}")
     if write:
         card_path = path.with_suffix(".yaml")
         card = read_card(card_path)
@@ -370,3 +378,24 @@ def calibrate_command(
         extra = dict(card.extra) | {"calibration": cal.as_card() | {"checks": checks}}
         write_card(replace(card, extra=extra), card_path)
         click.echo(f"card: {card_path}")
+
+
+def _parse_floors(floors: Sequence[str]) -> dict[str, float]:
+    """``("new_building=0.30", ...)`` -> ``{"new_building": 0.3}``; a bad item is a usage error."""
+    from models.classes import CLASS_NAMES
+
+    out: dict[str, float] = {}
+    for item in floors:
+        name, sep, value = item.partition("=")
+        try:
+            t = float(value) if sep else float("nan")
+        except ValueError:
+            t = float("nan")
+        if name not in CLASS_NAMES or not 0 <= t <= 1:
+            raise click.BadParameter(
+                f"{item!r}: give CLASS=T with CLASS one of {', '.join(CLASS_NAMES)} and T in "
+                "[0, 1], e.g. new_building=0.30",
+                param_hint="--floor",
+            )
+        out[name] = t
+    return out
