@@ -12,8 +12,9 @@ benchmarks/bench_real_pairs.py --label before``):
   ``geo/pairsets.py``, loaded by file path), run through ``pipelines.detect.detect_leads``
   with the default config and the shipped weights; per set: pairs compared (tiles read and a
   compared area > 0), pairs that stopped with a co-registration error, object tp/fp/fn and F1
-  (IoU >= 0.25 against the label's changed blobs as polygons), false leads per km² compared and
-  the median lead-area / true-area ratio of matched objects;
+  (IoU >= 0.25 against the label's changed blobs as polygons), false leads per km² compared,
+  the median lead-area / true-area ratio of matched objects, and what each error is
+  (``errors``: :func:`error_kinds`);
 * **no-change pairs** — every fair-drone mosaic (the two held out of training are marked) and
   the ODM orthophoto against a satellite-like copy of itself (an EPSG:3857 warp at 0.3, 0.4, 0.5
   or 0.6 m in turn, other colours, blur, JPEG q60, a 1.5 px shift at that GSD): every lead is
@@ -69,6 +70,7 @@ def change_pairs(det, config) -> dict:  # type: ignore[no-untyped-def]
         for shift in (0.0, 2.0):
             t = {"pairs": 0, "compared": 0, "stopped": 0, "tp": 0, "fp": 0, "fn": 0}
             km2, ratios = 0.0, []
+            kinds: dict[str, int] = {}
             for name in pairsets.list_pairs(root):
                 with tempfile.TemporaryDirectory() as tmp:
                     gp = pairsets.georeference_pair(root, name, Path(tmp), gsd, shift_px=shift)
@@ -96,6 +98,8 @@ def change_pairs(det, config) -> dict:  # type: ignore[no-untyped-def]
                     t["fp"] += len(g) - tp
                     t["fn"] += len(truth) - tp
                     ratios += [float(g[i].area / truth[j].area) for i, j in enumerate(m) if j >= 0]
+                    for k in error_kinds(g, truth, m):
+                        kinds[k] = kinds.get(k, 0) + 1
             p = t["tp"] / (t["tp"] + t["fp"]) if t["tp"] + t["fp"] else 0.0
             r = t["tp"] / (t["tp"] + t["fn"]) if t["tp"] + t["fn"] else 0.0
             row = {
@@ -104,9 +108,46 @@ def change_pairs(det, config) -> dict:  # type: ignore[no-untyped-def]
                 "compared_km2": round(km2, 4),
                 "false_per_km2": round(t["fp"] / km2, 1) if km2 else None,
                 "area_ratio": round(float(np.median(ratios)), 2) if ratios else None,
+                "errors": dict(sorted(kinds.items())),
             }
             out[f"{set_name} shift {shift:g} px"] = row
             print(f"{set_name:9s} shift {shift:g} px  {json.dumps(row)}", flush=True)
+    return out
+
+
+def error_kinds(leads, truth, match) -> list[str]:  # type: ignore[no-untyped-def]
+    """What each unmatched lead and missed structure is, for the row's ``errors``:
+
+    * ``fp_off_change`` — a false lead with < 10 % of its area on any changed structure;
+    * ``fp_spans`` — a false lead over more than one changed structure (each ≥ 10 % of it);
+    * ``fp_outline`` — a false lead on one changed structure, IoU 0.1–0.25 (outlined badly);
+    * ``fp_part`` — a false lead on one changed structure, IoU < 0.1 (a small part of it);
+    * ``fn_unseen`` — a missed structure that leads cover < 5 % of;
+    * ``fn_part`` — a missed structure that leads cover 5–50 % of;
+    * ``fn_covered`` — a missed structure leads cover ≥ 50 % of, none at IoU ≥ 0.25.
+    """
+    import shapely
+
+    from models.evaluate import iou_matrix
+
+    out: list[str] = []
+    iou = iou_matrix(leads, truth)
+    union = shapely.union_all(truth) if len(truth) else shapely.Polygon()
+    for i, g in enumerate(leads):
+        if match[i] >= 0:
+            continue
+        if g.intersection(union).area < 0.1 * g.area:
+            out.append("fp_off_change")
+        elif sum(g.intersection(t).area > 0.1 * g.area for t in truth) > 1:
+            out.append("fp_spans")
+        else:
+            out.append("fp_outline" if iou[i].max() >= 0.1 else "fp_part")
+    found = {int(j) for j in match if j >= 0}
+    for j, t in enumerate(truth):
+        if j in found:
+            continue
+        cover = sum(g.intersection(t).area for g in leads) / t.area if len(leads) else 0.0
+        out.append("fn_unseen" if cover < 0.05 else "fn_part" if cover < 0.5 else "fn_covered")
     return out
 
 
