@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_real_pairs.py [--label now] [--coreg-off]
 
-Measures, with whatever ``geo``/``models``/``pipelines`` are first on ``sys.path`` (so an older
-commit can be measured with the same harness:
-``git worktree add /tmp/old COMMIT && PYTHONPATH=/tmp/old .venv/bin/python
+Measures, with the ``geo``/``models``/``pipelines`` of the checkout it sits in (``_common``
+puts that checkout first on ``sys.path``; to measure an older commit with this same harness,
+copy it in: ``git worktree add /tmp/old COMMIT && cp benchmarks/bench_real_pairs.py
+benchmarks/_common.py /tmp/old/benchmarks/ && cd /tmp/old && /work/main/.venv/bin/python
 benchmarks/bench_real_pairs.py --label before``):
 
 * **change pairs** — WHU-CD (0.2 m) and DSIFN-CD (≈0.5 m) from ``../shared/data``, each pair
