@@ -21,7 +21,7 @@ benchmarks/bench_real_pairs.py --label before``):
   or 0.6 m in turn, other colours, blur, JPEG q60, a 1.5 px shift at that GSD): every lead is
   false.
 
-``--weights`` measures other weights, ``--gsd`` another working GSD (tiling.gsd), ``--min-score``
+``--dsifn-gsd`` reads DSIFN-CD at another GSD than 0.5 m. ``--weights`` measures other weights, ``--gsd`` another working GSD (tiling.gsd), ``--min-score``
 another lead threshold (both classes), ``--consensus`` the detector with scale consensus on,
 ``--no-unchanged`` without the unchanged-structure test the default config runs.
 
@@ -57,13 +57,13 @@ def _load(name: str, path: Path):  # type: ignore[no-untyped-def]
     return module
 
 
-def change_pairs(det, config) -> dict:  # type: ignore[no-untyped-def]
+def change_pairs(det, config, dsifn_gsd: float = 0.5) -> dict:  # type: ignore[no-untyped-def]
     from models.evaluate import iou_matrix, match_greedy
     from pipelines.detect import detect_leads
 
     pairsets = _load("bw_pairsets", HERE / "geo" / "pairsets.py")
     out = {}
-    for set_name, gsd in (("whu-cd", 0.2), ("dsifn-cd", 0.5)):
+    for set_name, gsd in (("whu-cd", 0.2), ("dsifn-cd", dsifn_gsd)):
         root = DATA / set_name
         if not root.is_dir():
             print(f"({root} not present: skipped)")
@@ -217,6 +217,9 @@ def main() -> None:
     ap.add_argument("--gsd", type=float, default=None, help="working GSD (tiling.gsd)")
     ap.add_argument("--min-score", type=float, default=None, help="lead threshold, both classes")
     ap.add_argument("--only", choices=["change", "no_change"], default=None)
+    ap.add_argument("--dsifn-gsd", type=float, default=0.5, metavar="M",
+                    help="the GSD DSIFN-CD is read at (default 0.5 m, as its README says; "
+                    "objects of known size put it near 2 m: model card)")  # fmt: skip
     _common.add_check_flags(ap)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -238,7 +241,7 @@ def main() -> None:
     result: dict = {}
     if args.only != "no_change":
         print(f"== {args.label}: change pairs (WHU-CD, DSIFN-CD) through detect_leads")
-        result["change"] = change_pairs(det, config)
+        result["change"] = change_pairs(det, config, args.dsifn_gsd)
     if args.only != "change":
         print(f"== {args.label}: no-change pairs (drone mosaics, ODM vs satellite-like copy)")
         result["no_change"] = no_change(det, config)
