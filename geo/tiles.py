@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import rasterio.env
@@ -33,7 +33,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from geo.coverage import Footprints, pair_footprints
-from geo.errors import ConfigError, CoregistrationError
+from geo.errors import ConfigError, CoregistrationError, RasterError
 from geo.memory import release_memory
 from geo.pairing import pair_luts, register_pair, scan_epoch, working_grid
 from geo.raster import DEFAULT_MAX_PIXELS
@@ -41,7 +41,15 @@ from geo.registration import DEFAULT_MIN_PSR, Gate, Registration
 from geo.warp import EpochSpec, ReaderPool
 from geo.windows import Grid, TileWindow, bounds_to_window, tile_grid
 
-__all__ = ["open_pair", "ImageryPair", "TilePair", "Registration", "Footprints", "select_tiles"]
+__all__ = [
+    "open_pair",
+    "check_native_gsd",
+    "ImageryPair",
+    "TilePair",
+    "Registration",
+    "Footprints",
+    "select_tiles",
+]
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +234,27 @@ class ImageryPair:
         )
 
 
+def check_native_gsd(scan: Any, role: str, limit_m: float | None, setting: str) -> None:
+    """Raise :class:`RasterError` when ``scan``'s native ground pixel is coarser than ``limit_m``.
+
+    ``setting`` names the option that moves the limit, for the message.
+
+    >>> from types import SimpleNamespace
+    >>> check_native_gsd(SimpleNamespace(path="f.tif", gsd_m=0.5), "flight", 1.0, "x")
+    >>> check_native_gsd(SimpleNamespace(path="f.tif", gsd_m=2.0), "flight", 1.0, "x")
+    Traceback (most recent call last):
+    ...
+    geo.errors.RasterError: f.tif: the flight's native pixel is 2.00 m on the ground, coarser than 1 m, the coarsest at which the detector was measured to find buildings; use a flight of 1 m or finer (or set x higher to compare it anyway)
+    """
+    if limit_m is None or not scan.gsd_m > limit_m * (1 + 1e-6):
+        return
+    raise RasterError(
+        f"{scan.path}: the {role}'s native pixel is {scan.gsd_m:.2f} m on the ground, coarser "
+        f"than {limit_m:g} m, the coarsest at which the detector was measured to find buildings; "
+        f"use a {role} of {limit_m:g} m or finer (or set {setting} higher to compare it anyway)"
+    )
+
+
 def open_pair(
     flight_path: str | Path,
     baseline_path: str | Path,
@@ -240,6 +269,8 @@ def open_pair(
     local: bool = True,
     max_local_m: float = 3.0,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_flight_gsd_m: float | None = None,
+    max_baseline_gsd_m: float | None = None,
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
 
@@ -257,7 +288,11 @@ def open_pair(
 
     ``strict=True`` raises :class:`CoregistrationError` when the pair failed instead of marking
     the whole common area not comparable. ``max_pixels`` refuses a raster declaring more pixels
-    (None: no limit; :func:`geo.raster.open_raster`).
+    (None: no limit; :func:`geo.raster.open_raster`). ``max_flight_gsd_m`` /
+    ``max_baseline_gsd_m`` refuse an epoch whose native pixel is coarser (None: any): a detector
+    cannot see buildings in imagery far coarser than it was measured on, and comparing it anyway
+    would report an area as looked at where nothing could have been found
+    (:func:`check_native_gsd`).
     """
     if coreg not in ("auto", "off"):
         raise ConfigError(f"coreg must be 'auto' or 'off', got {coreg!r}")
@@ -273,7 +308,9 @@ def open_pair(
             rasterio.env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_BYTES)
     # open
     fscan = scan_epoch(flight_path, "flight", max_pixels)
+    check_native_gsd(fscan, "flight", max_flight_gsd_m, "input.max_flight_gsd_m")
     bscan = scan_epoch(baseline_path, "baseline", max_pixels)
+    check_native_gsd(bscan, "baseline", max_baseline_gsd_m, "input.max_baseline_gsd_m")
     crs, grid = working_grid(fscan, gsd)
     # footprints
     fp = pair_footprints(

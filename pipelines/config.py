@@ -220,14 +220,43 @@ class TilingConfig(_Strict):
     prefetch: int = Field(2, ge=0)
 
 
+#: the coarsest native flight / baseline pixel (m) accepted by default: where the shipped
+#: detector's finds on held-out real pseudo pairs fall away (model card, *Input GSD*;
+#: ``benchmarks/bench_input_gsd.py``)
+DEFAULT_MAX_FLIGHT_GSD_M: float | None = None
+DEFAULT_MAX_BASELINE_GSD_M: float | None = None
+
+
 class InputConfig(_Strict):
-    """Limits checked at the door, before any work (see geo.raster.open_raster)."""
+    """Limits checked at the door, before any work (see geo.raster.open_raster and
+    geo.tiles.check_native_gsd)."""
 
     max_pixels: int = Field(
         3_600_000_000,
         gt=0,
         description="largest raster (width x height) accepted; a bigger declared size is refused",
     )
+    max_flight_gsd_m: float | None = Field(
+        DEFAULT_MAX_FLIGHT_GSD_M,
+        gt=0,
+        description="a flight whose native pixel is coarser (m) is refused: the coarsest at "
+        "which the shipped detector was measured to find buildings (model card, Input GSD); "
+        "null: any",
+    )
+    max_baseline_gsd_m: float | None = Field(
+        DEFAULT_MAX_BASELINE_GSD_M,
+        gt=0,
+        description="a baseline whose native pixel is coarser (m) is refused (as "
+        "max_flight_gsd_m); null: any",
+    )
+
+    def pair_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``geo.tiles.open_pair`` this section sets."""
+        return {
+            "max_pixels": self.max_pixels,
+            "max_flight_gsd_m": self.max_flight_gsd_m,
+            "max_baseline_gsd_m": self.max_baseline_gsd_m,
+        }
 
 
 class CoregConfig(_Strict):

@@ -384,7 +384,7 @@ def detect_leads(
         Path(baseline),
         gsd=gsd,
         radiometric=radiometric_mode(config, model),
-        max_pixels=config.input.max_pixels,
+        **config.input.pair_kwargs(),
         **config.coreg.pair_kwargs(),
     ) as pair:
         _require_compared(pair, Path(flight), Path(baseline))

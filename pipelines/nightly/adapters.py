@@ -125,7 +125,8 @@ class BuildwatchBackend:
 
     def _pair(self, pair: PairRef) -> Any:
         gsd, _, _ = self._tiling()
-        coreg = tuple(sorted(self.config.coreg.pair_kwargs().items()))
+        kwargs = self.config.coreg.pair_kwargs() | self.config.input.pair_kwargs()
+        coreg = tuple(sorted(kwargs.items()))
         return _open(pair.flight, pair.baseline, gsd, self._radiometric(), coreg)
 
     def tile_indices(self, pair: PairRef) -> list[int]:
