@@ -54,7 +54,9 @@ def coarsen(img: np.ndarray, gsd: float, work: float = WORK_GSD) -> np.ndarray:
         return img
     h, w = img.shape[:2]
     f = work / gsd
-    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+    )
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 

@@ -12,7 +12,8 @@ benchmarks/bench_real_pairs.py --label before``):
   georeferenced in UTM 50N with its baseline shifted by 0 and 2 px (this repository's
   ``geo/pairsets.py``, loaded by file path), run through ``pipelines.detect.detect_leads``
   with the default config and the shipped weights; per set: pairs compared (tiles read and a
-  compared area > 0), pairs that stopped with a co-registration error, object tp/fp/fn and F1
+  compared area > 0), pairs that stopped with a co-registration error, pairs refused at the
+  door as coarser than ``input.max_flight_gsd_m`` / ``max_baseline_gsd_m``, object tp/fp/fn and F1
   (IoU >= 0.25 against the label's changed blobs as polygons), false leads per km² compared,
   the median lead-area / true-area ratio of matched objects, and what each error is
   (``errors``: :func:`error_kinds`);
@@ -69,7 +70,8 @@ def change_pairs(det, config, dsifn_gsd: float = 0.5) -> dict:  # type: ignore[n
             print(f"({root} not present: skipped)")
             continue
         for shift in (0.0, 2.0):
-            t = {"pairs": 0, "compared": 0, "stopped": 0, "tp": 0, "fp": 0, "fn": 0}
+            t = {"pairs": 0, "compared": 0, "stopped": 0, "refused": 0, "tp": 0, "fp": 0,
+                 "fn": 0}  # fmt: skip
             km2, ratios = 0.0, []
             kinds: dict[str, int] = {}
             for name in pairsets.list_pairs(root):
@@ -79,9 +81,13 @@ def change_pairs(det, config, dsifn_gsd: float = 0.5) -> dict:  # type: ignore[n
                     try:
                         res = detect_leads(gp.flight, gp.baseline, predict=det, config=config)
                     except Exception as exc:
-                        if type(exc).__name__ != "CoregistrationError":
+                        kind = type(exc).__name__
+                        if kind == "RasterError" and "native pixel" in str(exc):
+                            t["refused"] += 1  # coarser than input.max_*_gsd_m: not compared
+                        elif kind == "CoregistrationError":
+                            t["stopped"] += 1
+                        else:
                             raise
-                        t["stopped"] += 1
                         t["fn"] += len(gp.truth)
                         continue
                     area = float(res.coverage.area) if res.coverage is not None else 0.0
@@ -152,8 +158,9 @@ def error_kinds(leads, truth, match) -> list[str]:  # type: ignore[no-untyped-de
     return out
 
 
-def no_change(det, config, keep=None) -> dict:  # type: ignore[no-untyped-def]
-    """False leads on the no-change pairs; ``keep`` (a list) also gets (leads, None, km²) each."""
+def no_change(det, config, keep=None, baseline_gsd=None) -> dict:  # type: ignore[no-untyped-def]
+    """False leads on the no-change pairs; ``keep`` (a list) also gets (leads, None, km²) each;
+    ``baseline_gsd`` warps every baseline to that GSD instead of 0.3-0.6 m in turn."""
     from pipelines.detect import detect_leads
 
     warped_copy = _load("bw_bench_data", HERE / "benchmarks" / "_bench_data.py").warped_copy
@@ -166,7 +173,7 @@ def no_change(det, config, keep=None) -> dict:  # type: ignore[no-untyped-def]
         if not src.is_file():
             print(f"({src} not present: skipped)")
             continue
-        base_gsd = (0.3, 0.4, 0.5, 0.6)[k % 4]
+        base_gsd = baseline_gsd or (0.3, 0.4, 0.5, 0.6)[k % 4]
         shift = (1.5 * base_gsd * 0.8, -1.5 * base_gsd * 0.6)
         with tempfile.TemporaryDirectory() as tmp:
             base = warped_copy(src, Path(tmp) / "w.tif", CRS.from_epsg(3857), base_gsd, shift)
@@ -217,6 +224,11 @@ def main() -> None:
     ap.add_argument("--gsd", type=float, default=None, help="working GSD (tiling.gsd)")
     ap.add_argument("--min-score", type=float, default=None, help="lead threshold, both classes")
     ap.add_argument("--only", choices=["change", "no_change"], default=None)
+    ap.add_argument("--no-input-limits", action="store_true",
+                    help="compare imagery of any GSD (input.max_flight_gsd_m / "
+                    "max_baseline_gsd_m off): measures the detector beyond the product's limits")  # fmt: skip
+    ap.add_argument("--nochange-baseline-gsd", type=float, default=None, metavar="M",
+                    help="warp every no-change baseline to M m (default: 0.3-0.6 m in turn)")  # fmt: skip
     ap.add_argument("--dsifn-gsd", type=float, default=0.5, metavar="M",
                     help="the GSD DSIFN-CD is read at (default 0.5 m, as its README says; "
                     "objects of known size put it near 2 m: model card)")  # fmt: skip
@@ -230,6 +242,8 @@ def main() -> None:
     raw: dict = _common.check_config(args, {"coreg": {"mode": "off"}} if args.coreg_off else {})
     if args.gsd:
         raw["tiling"] = {"gsd": args.gsd}
+    if args.no_input_limits:
+        raw["input"] = {"max_flight_gsd_m": None, "max_baseline_gsd_m": None}
     if args.min_score is not None:
         raw["filters"] = {"min_score": {"new_building": args.min_score,
                                         "construction": args.min_score}}  # fmt: skip
@@ -244,7 +258,7 @@ def main() -> None:
         result["change"] = change_pairs(det, config, args.dsifn_gsd)
     if args.only != "change":
         print(f"== {args.label}: no-change pairs (drone mosaics, ODM vs satellite-like copy)")
-        result["no_change"] = no_change(det, config)
+        result["no_change"] = no_change(det, config, baseline_gsd=args.nochange_baseline_gsd)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
 

@@ -242,16 +242,17 @@ def check_native_gsd(scan: Any, role: str, limit_m: float | None, setting: str) 
     >>> from types import SimpleNamespace
     >>> check_native_gsd(SimpleNamespace(path="f.tif", gsd_m=0.5), "flight", 1.0, "x")
     >>> check_native_gsd(SimpleNamespace(path="f.tif", gsd_m=2.0), "flight", 1.0, "x")
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ...
-    geo.errors.RasterError: f.tif: the flight's native pixel is 2.00 m on the ground, coarser than 1 m, the coarsest at which the detector was measured to find buildings; use a flight of 1 m or finer (or set x higher to compare it anyway)
+    geo.errors.RasterError: f.tif: the flight's native pixel is 2.00 m on the ground, coarser ...
     """
     if limit_m is None or not scan.gsd_m > limit_m * (1 + 1e-6):
         return
     raise RasterError(
         f"{scan.path}: the {role}'s native pixel is {scan.gsd_m:.2f} m on the ground, coarser "
-        f"than {limit_m:g} m, the coarsest at which the detector was measured to find buildings; "
-        f"use a {role} of {limit_m:g} m or finer (or set {setting} higher to compare it anyway)"
+        f"than {limit_m:g} m, the coarsest {role} the detector was measured to compare reliably "
+        f"(model card, Input GSD); use a {role} of {limit_m:g} m or finer, or set {setting} "
+        "higher to compare it anyway"
     )
 
 

@@ -220,11 +220,13 @@ class TilingConfig(_Strict):
     prefetch: int = Field(2, ge=0)
 
 
-#: the coarsest native flight / baseline pixel (m) accepted by default: where the shipped
-#: detector's finds on held-out real pseudo pairs fall away (model card, *Input GSD*;
-#: ``benchmarks/bench_input_gsd.py``)
-DEFAULT_MAX_FLIGHT_GSD_M: float | None = None
-DEFAULT_MAX_BASELINE_GSD_M: float | None = None
+#: the coarsest native flight / baseline pixel (m) accepted by default (model card, *Input GSD*):
+#: the flight's where the shipped detector's held-out recall falls below half
+#: (``benchmarks/bench_input_gsd.py``), the baseline's where the real no-change mosaics through the
+#: product stop co-registering and flood with false leads
+#: (``benchmarks/bench_real_pairs.py --nochange-baseline-gsd``)
+DEFAULT_MAX_FLIGHT_GSD_M: float | None = 1.0
+DEFAULT_MAX_BASELINE_GSD_M: float | None = 0.6
 
 
 class InputConfig(_Strict):

@@ -169,3 +169,22 @@ def test_an_unflagged_mask_band_is_named_in_a_warning(tmp_path: Path, caplog) ->
     assert len(warned) == 1 and "unflagged.tif" in warned[0] and "-colorinterp_4 alpha" in warned[0]
     assert scans["flagged.tif"].valid.mean() < 0.75  # the flagged mask is honoured
     assert scans["unflagged.tif"].valid.all()  # GDAL's reading is kept, not guessed
+
+
+def test_an_epoch_coarser_than_the_limit_is_refused_at_the_door(tmp_path: Path) -> None:
+    """A 2 m baseline (or flight) is refused by name and GSD when a limit says 1 m; without one
+    the same pair opens, and an epoch at the limit passes."""
+    world, wt = make_world(600, seed=4)
+    f = write_epoch(tmp_path / "flight.tif", world, wt)
+    coarse = write_epoch(tmp_path / "old_sat.tif", world, wt, gsd=2.0)
+    with pytest.raises(RasterError) as err:
+        open_pair(f, coarse, gsd=0.2, coreg="off", max_baseline_gsd_m=1.0)
+    msg = str(err.value)
+    assert "old_sat.tif" in msg and "baseline" in msg and "2.00 m" in msg
+    assert "input.max_baseline_gsd_m" in msg and "\n" not in msg
+    with pytest.raises(RasterError, match=r"old_sat\.tif: the flight's native pixel is 2\.00 m"):
+        open_pair(coarse, f, gsd=0.2, coreg="off", max_flight_gsd_m=1.0)
+    with open_pair(f, coarse, gsd=0.2, coreg="off") as pair:  # no limit: compared
+        assert pair.usable.area > 0
+    with open_pair(f, coarse, gsd=0.2, coreg="off", max_baseline_gsd_m=2.0) as pair:
+        assert pair.usable.area > 0

@@ -435,3 +435,27 @@ def test_the_unchanged_test_runs_through_the_pipeline_and_is_named_in_provenance
     }
     same = detect_leads(flight, flight, predict=UnchangedFilter(EveryRoof()))
     assert len(same.leads) == 0  # every roof is in the baseline, where it was
+
+
+def test_detect_refuses_imagery_coarser_than_the_detector_sees(tmp_path, capsys, monkeypatch):
+    """A 2 m satellite pair is refused by the default limits (exit 3, one line naming the flight
+    and the setting, no output written); with the limits lifted the same pair is compared."""
+    monkeypatch.setattr(detect_mod, "load_detector", lambda config: oracle_predict)
+    flight, baseline = write_pair(tmp_path, STRUCTURES, size_px=32, gsd=2.0)
+    assert BuildwatchConfig().input.max_flight_gsd_m < 2.0  # the shipped default refuses it
+    out = tmp_path / "o" / "leads.gpkg"
+    argv = ["detect", "--baseline", str(baseline), "--flight", str(flight), "--out", str(out)]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tiling: {gsd: 0.2, size: 128, overlap: 32}\ncoreg: {mode: 'off'}\n")
+    code, _, err = _cli([*argv, "--config", str(cfg)], capsys)
+    assert code == 3, err
+    assert "flight.tif: the flight's native pixel is 2.00 m" in err
+    assert "input.max_flight_gsd_m" in err and "Traceback" not in err
+    assert not out.exists() and not any(out.parent.glob("*"))  # nothing written
+    lifted = tmp_path / "lifted.yaml"
+    lifted.write_text(
+        cfg.read_text() + "input: {max_flight_gsd_m: null, max_baseline_gsd_m: null}\n"
+    )
+    code, stdout, err = _cli([*argv, "--config", str(lifted)], capsys)
+    assert code == 0, err
+    assert out.exists() and "area km²: compared" in stdout
