@@ -97,11 +97,14 @@ class ImageryPair:
         baseline: EpochSpec,
         footprints: Footprints,
         registration: Registration,
+        native_gsd_m: dict[str, float] | None = None,
     ) -> None:
         self._flight = flight
         self._baseline = baseline
         self.footprints = footprints
         self.registration = registration
+        #: each epoch's native ground pixel (m): {"flight": …, "baseline": …}
+        self.native_gsd_m = dict(native_gsd_m or {})
         self._pool = ReaderPool()
         self.usable = shapely.make_valid(footprints.common.difference(registration.not_comparable))
 
@@ -349,4 +352,5 @@ def open_pair(
         raise CoregistrationError(f"{flight_path} vs {baseline_path}: {reg.message}")
     # readers -> tile pairs
     release_memory()  # the scans' and registration's buffers, before the tile loop starts
-    return ImageryPair(fspec, bspec.aligned(reg.correction, reg.local), fp, reg)
+    native = {"flight": round(fscan.gsd_m, 4), "baseline": round(bscan.gsd_m, 4)}
+    return ImageryPair(fspec, bspec.aligned(reg.correction, reg.local), fp, reg, native)

@@ -18,7 +18,7 @@ import os
 import resource
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 __all__ = ["QUIET", "set_quiet", "quiet", "Progress", "process_age_s", "peak_rss_mb", "speed_line"]
 
@@ -71,12 +71,13 @@ class Progress:
         total: int | None = None,
         *,
         unit: str = "tile",
-        stream: IO[str] | None = sys.stderr,
+        stream: IO[str] | None | Literal["stderr"] = "stderr",
     ) -> None:
         self.desc, self.unit, self.total = desc, unit, total
         self.done = 0
         self.first_at: float | None = None  # time.time() when the first unit finished
-        self._stream = None if quiet() else stream
+        # "stderr": the process's stderr when the bar is made, not when this module was imported
+        self._stream = None if quiet() else sys.stderr if stream == "stderr" else stream
         self._bar: Any = None
         self._next_pct = 10
         self._t0 = time.perf_counter()

@@ -217,6 +217,8 @@ def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]
         "software_version": str(leads["software_version"].iloc[0]) if len(leads) else None,
         "model": result.model.__dict__,
         "gsd_m": result.gsd_m,
+        "native_gsd_m": result.native_gsd_m,
+        "notes": result.notes,
         "tile_px": result.tile_px,
         "overlap_px": result.overlap_px,
         "thresholds": result.thresholds,
@@ -290,6 +292,13 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"co-registration 配准: {reg.get('status', 'off')} ({reg.get('decision', '')})"
         f" — {reg.get('message') or ''}",
     ]
+    native = summary.get("native_gsd_m") or {}
+    if native:
+        lines.append(
+            f"native GSD 原始分辨率: flight {native.get('flight', 0):.2f} m, "
+            f"baseline {native.get('baseline', 0):.2f} m"
+        )
+    lines += [f"note 注意: {n}" for n in summary.get("notes") or []]
     s = summary.get("speed")
     if s:
         lines.append(

@@ -188,3 +188,45 @@ def test_an_epoch_coarser_than_the_limit_is_refused_at_the_door(tmp_path: Path) 
         assert pair.usable.area > 0
     with open_pair(f, coarse, gsd=0.2, coreg="off", max_baseline_gsd_m=2.0) as pair:
         assert pair.usable.area > 0
+
+
+@pytest.mark.parametrize(("base_gsd", "noted"), [(0.3, False), (0.5, True)])
+def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_thin_structures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], base_gsd: float, noted: bool
+) -> None:
+    """The pair knows both native GSDs; detect prints them, and a baseline coarser than 0.4 m
+    (where real no-change mosaics first gave false leads) gets a one-line note, in detect's
+    output and in the run summary."""
+    import pipelines.detect as detect_mod
+    from pipelines.cli import main
+    from tests._leads_fixtures import oracle_predict
+
+    world, wt = make_world(500, seed=6)
+    f = write_epoch(tmp_path / "flight.tif", world, wt)
+    b = write_epoch(tmp_path / "baseline.tif", world, wt, gsd=base_gsd)
+    with open_pair(f, b, gsd=0.2, coreg="off") as pair:
+        assert pair.native_gsd_m == {"flight": 0.2, "baseline": base_gsd}
+    assert bool(detect_mod.gsd_notes(pair.native_gsd_m)) is noted
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tiling: {gsd: 0.2, size: 128, overlap: 32}\ncoreg: {mode: 'off'}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(detect_mod, "load_detector", lambda config: oracle_predict)
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", "--flight", str(f), "--baseline", str(b), "--config", str(cfg),
+                  "--out", str(tmp_path / "leads.gpkg")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    assert f"native GSD: flight 0.20 m, baseline {base_gsd:.2f} m" in out
+    assert ("note: baseline at 0.50 m: coarser than 0.4 m" in out) is noted
+    import pipelines.run as run_mod
+
+    cfg.write_text(cfg.read_text() + "output: {dir: out, evidence: false}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_mod, "load_detector", lambda config: oracle_predict)
+        mp.chdir(tmp_path)
+        with pytest.raises(SystemExit) as exc:
+            main(["run", "--flight", str(f), "--baseline", str(b), "--config", str(cfg)])
+    assert exc.value.code == 0, capsys.readouterr().err
+    text = (tmp_path / "out" / "run_summary.txt").read_text(encoding="utf-8")
+    assert f"native GSD 原始分辨率: flight 0.20 m, baseline {base_gsd:.2f} m" in text
+    assert ("note 注意: baseline at 0.50 m" in text) is noted

@@ -122,6 +122,11 @@ def command(
     click.echo(
         f"co-registration: {reg.get('status')} ({reg.get('decision')}): {reg.get('message')}"
     )
+    if result.native_gsd_m:
+        g = result.native_gsd_m
+        click.echo(f"native GSD: flight {g['flight']:.2f} m, baseline {g['baseline']:.2f} m")
+    for note in result.notes:
+        click.echo(f"note: {note}")
     compared = float(result.coverage_m2.get("compared", result.coverage_m2.get("common", 0.0)))
     first = progress.first_at - started if progress.first_at is not None else None
     click.echo(speed_line(compared, time.time() - started, result.n_tiles, first, peak_rss_mb()))
