@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from geo.errors import CoregistrationError
+from geo.errors import ConfigError, CoregistrationError
 from geo.pairsets import georeference_pair, list_pairs, shift_vector
 from models.evaluate import iou_matrix, match_greedy
 from pipelines.config import BuildwatchConfig
@@ -65,8 +65,21 @@ def evaluate_pair_set(
     iou_threshold: float = 0.25,
     workdir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run every pair of ``root`` (native ``gsd`` m) through the detect path; the report dict."""
+    """Run every pair of ``root`` (native ``gsd`` m) through the detect path; the report dict.
+
+    Raises:
+        ConfigError: ``gsd`` is coarser than the config's input limits
+            (``input.max_flight_gsd_m`` / ``max_baseline_gsd_m``), which would refuse every pair.
+    """
     config = config or BuildwatchConfig()
+    for role in ("flight", "baseline"):
+        limit = getattr(config.input, f"max_{role}_gsd_m")
+        if limit is not None and gsd > limit * (1 + 1e-6):
+            raise ConfigError(
+                f"--gsd {gsd:g}: pairs at that GSD are coarser than input.max_{role}_gsd_m "
+                f"({limit:g} m), so every {role} would be refused (model card, Input GSD); "
+                f"read the pairs at {limit:g} m or finer"
+            )
     names = list_pairs(root)
     pairs: list[dict[str, Any]] = []
     totals = {"tp": 0, "fp": 0, "fn": 0}

@@ -115,3 +115,22 @@ def test_pair_set_layout_errors_are_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "label").mkdir()
     with pytest.raises(InputFileError, match="no image name is present in all of"):
         list_pairs(tmp_path)
+
+
+def test_a_pair_set_read_coarser_than_the_input_limits_is_refused_up_front(tmp_path: Path) -> None:
+    """`evaluate --pairs … --gsd 2` would have every flight refused at the door: one line
+    naming --gsd and the limit, before any pair is written; lifting the limits lets it through
+    to the next check (here: the folder has no pairs)."""
+    from geo.errors import ConfigError, InputFileError
+    from pipelines.config import BuildwatchConfig
+    from pipelines.evaluate_pairs import evaluate_pair_set
+
+    with pytest.raises(ConfigError, match=r"--gsd 2: .*input\.max_flight_gsd_m \(1 m\)"):
+        evaluate_pair_set(tmp_path, 2.0, predict=None)
+    with pytest.raises(ConfigError, match=r"--gsd 0.8: .*input\.max_baseline_gsd_m \(0.6 m\)"):
+        evaluate_pair_set(tmp_path, 0.8, predict=None)
+    lifted = BuildwatchConfig.model_validate(
+        {"input": {"max_flight_gsd_m": None, "max_baseline_gsd_m": None}}
+    )
+    with pytest.raises(InputFileError, match="missing folder"):
+        evaluate_pair_set(tmp_path, 2.0, predict=None, config=lifted)
