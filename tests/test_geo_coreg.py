@@ -126,5 +126,15 @@ def test_inspect_command(tmp_path: Path) -> None:
     assert "EPSG:4544" in out.output and "4 x uint16" in out.output and "alpha = 4" in out.output
     assert "overviews  2, 4, 8" in out.output and "stretch" in out.output
     assert "50.0% of the extent valid" in out.output or "49." in out.output
+    assert (
+        "ground     0.200 m/px native; as a flight: accepted; as a baseline: accepted" in out.output
+    )
+    coarse = write_epoch(tmp_path / "sat.tif", world, wt, gsd=0.8)
+    out = CliRunner().invoke(cli, ["inspect", str(coarse)])
+    assert out.exit_code == 0, out.output
+    assert (
+        "0.800 m/px native; as a flight: accepted; as a baseline: refused, coarser than "
+        "input.max_baseline_gsd_m 0.6 m" in out.output
+    )
     out = CliRunner().invoke(cli, ["inspect", str(tmp_path / "missing.tif")])
     assert out.exit_code != 0 and "no such file" in str(out.exception)

@@ -10,9 +10,14 @@ __all__ = ["command", "coreg_command"]
 @click.command("inspect")
 @click.argument("rasters", nargs=-1, required=True, type=click.Path(path_type=str))
 def command(rasters: tuple[str, ...]) -> None:
-    """Print CRS, GSD, bands, footprint and overviews of each RASTER."""
+    """Print CRS, GSD, bands, footprint and overviews of each RASTER, and whether detect would
+    take it as a flight and as a baseline (the default input.max_flight_gsd_m /
+    max_baseline_gsd_m)."""
     from geo.pairing import scan_epoch
     from geo.raster import raster_info
+    from pipelines.config import InputConfig
+
+    limits = InputConfig()
 
     for path in rasters:
         info = raster_info(path)
@@ -25,6 +30,12 @@ def command(rasters: tuple[str, ...]) -> None:
         )
         click.echo(f"  crs        {info.crs}")
         click.echo(f"  gsd        {info.res[0]:.4g} x {info.res[1]:.4g} (CRS units/px)")
+        click.echo(f"  ground     {scan.gsd_m:.3f} m/px native; " + "; ".join(
+            f"as a {role}: "
+            + ("accepted" if limit is None or scan.gsd_m <= limit * (1 + 1e-6)
+               else f"refused, coarser than input.max_{role}_gsd_m {limit:g} m")
+            for role, limit in (("flight", limits.max_flight_gsd_m),
+                                ("baseline", limits.max_baseline_gsd_m))))  # fmt: skip
         click.echo(
             f"  bands      {info.count} x {info.dtype}; RGB = {info.rgb_bands}, "
             f"alpha = {info.alpha_band}, nodata = {info.nodata}"
