@@ -227,6 +227,9 @@ def main() -> None:
     ap.add_argument("--no-input-limits", action="store_true",
                     help="compare imagery of any GSD (input.max_flight_gsd_m / "
                     "max_baseline_gsd_m off): measures the detector beyond the product's limits")  # fmt: skip
+    ap.add_argument("--no-match", action="store_true",
+                    help="input.match_baseline_above_m off: the flight as flown against any "
+                    "baseline (model card, Matching the flight to a coarse baseline)")  # fmt: skip
     ap.add_argument("--nochange-baseline-gsd", type=float, default=None, metavar="M",
                     help="warp every no-change baseline to M m (default: 0.3-0.6 m in turn)")  # fmt: skip
     ap.add_argument("--dsifn-gsd", type=float, default=0.5, metavar="M",
@@ -244,6 +247,8 @@ def main() -> None:
         raw["tiling"] = {"gsd": args.gsd}
     if args.no_input_limits:
         raw["input"] = {"max_flight_gsd_m": None, "max_baseline_gsd_m": None}
+    if args.no_match:
+        raw.setdefault("input", {})["match_baseline_above_m"] = None
     if args.min_score is not None:
         raw["filters"] = {"min_score": {"new_building": args.min_score,
                                         "construction": args.min_score}}  # fmt: skip

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import rasterio.env
 import rasterio.features
@@ -44,6 +45,7 @@ from geo.windows import Grid, TileWindow, bounds_to_window, tile_grid
 __all__ = [
     "open_pair",
     "check_native_gsd",
+    "see_at_gsd",
     "ImageryPair",
     "TilePair",
     "Registration",
@@ -88,8 +90,62 @@ def select_tiles(
     return [w for w, k in zip(windows, keep, strict=True) if k]
 
 
+def see_at_gsd(img: np.ndarray, native_gsd: float, work_gsd: float) -> np.ndarray:
+    """``img`` (H, W, bands at ``work_gsd`` m/px) as a ``native_gsd`` m capture read back onto
+    the same grid: block-averaged down (``cv2.INTER_AREA``), resampled up bilinearly — what the
+    windowed warp does to a ``native_gsd`` m GeoTIFF. Returned unchanged when ``native_gsd`` is
+    not coarser than ``work_gsd``.
+
+    >>> im = np.zeros((40, 40, 3), np.uint8); im[18:22, 18:22] = 255
+    >>> out = see_at_gsd(im, 0.8, 0.2)
+    >>> out.shape, out.dtype.name, 0 < int(out.max()) < 255
+    ((40, 40, 3), 'uint8', True)
+    >>> see_at_gsd(im, 0.2, 0.2) is im
+    True
+    """
+    if not native_gsd > work_gsd:
+        return img
+    h, w = img.shape[:2]
+    f = work_gsd / native_gsd
+    small = cv2.resize(
+        img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+    )
+    out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(img.shape)
+
+
+def match_gsd_for(
+    native_gsd_m: dict[str, float], work_gsd: float, above_m: float | None
+) -> float | None:
+    """The GSD (m) to see the flight at so it resolves no more than the baseline, or None.
+
+    The baseline's native pixel, when it is coarser than ``above_m``, than the flight's native
+    pixel (by more than 5 %) and than the working grid; otherwise None (``above_m`` None: never).
+
+    >>> match_gsd_for({"flight": 0.05, "baseline": 0.6}, 0.2, 0.4)
+    0.6
+    >>> match_gsd_for({"flight": 0.05, "baseline": 0.3}, 0.2, 0.4) is None
+    True
+    >>> match_gsd_for({"flight": 0.5, "baseline": 0.5}, 0.2, 0.4) is None
+    True
+    """
+    base = native_gsd_m.get("baseline")
+    flight = native_gsd_m.get("flight")
+    if above_m is None or base is None or not base > above_m * (1 + 1e-6):
+        return None
+    if flight is not None and not base > flight * 1.05:
+        return None
+    return float(base) if base > work_gsd else None
+
+
 class ImageryPair:
-    """An open flight/baseline pair on the working grid; use :func:`open_pair` to make one."""
+    """An open flight/baseline pair on the working grid; use :func:`open_pair` to make one.
+
+    ``flight_seen_at_m`` (set by :func:`open_pair`'s ``match_baseline_above_m``): the GSD the
+    flight is seen at in :meth:`tiles` and :meth:`read_tile` — the baseline's, when it is so
+    much coarser that detail only the flight resolves would read as change. :meth:`read_window`
+    (evidence) always returns the flight as flown.
+    """
 
     def __init__(
         self,
@@ -98,6 +154,7 @@ class ImageryPair:
         footprints: Footprints,
         registration: Registration,
         native_gsd_m: dict[str, float] | None = None,
+        flight_seen_at_m: float | None = None,
     ) -> None:
         self._flight = flight
         self._baseline = baseline
@@ -105,6 +162,8 @@ class ImageryPair:
         self.registration = registration
         #: each epoch's native ground pixel (m): {"flight": …, "baseline": …}
         self.native_gsd_m = dict(native_gsd_m or {})
+        #: the GSD (m) detection sees the flight at, when matched to a coarse baseline; else None
+        self.flight_seen_at_m = flight_seen_at_m
         self._pool = ReaderPool()
         self.usable = shapely.make_valid(footprints.common.difference(registration.not_comparable))
 
@@ -149,15 +208,23 @@ class ImageryPair:
         )
 
     def read_tile(
-        self, win: TileWindow, pool: ReaderPool | None = None, *, masked: bool = True
+        self,
+        win: TileWindow,
+        pool: ReaderPool | None = None,
+        *,
+        masked: bool = True,
+        as_flown: bool = False,
     ) -> TilePair:
         """Read one window of the working grid (may extend past it: padded).
 
         ``masked=False`` leaves areas that are not comparable valid (for diagnostics: measuring the
-        residual misregistration there); tiles for detection are always masked.
+        residual misregistration there); tiles for detection are always masked. The flight is
+        seen at ``flight_seen_at_m`` when that is set, unless ``as_flown``.
         """
         pool = pool or self._pool
         f_rgb, f_valid = pool.get(self._flight).read(win)
+        if self.flight_seen_at_m is not None and not as_flown:
+            f_rgb = see_at_gsd(f_rgb, self.flight_seen_at_m, self.gsd)
         b_rgb, b_valid = pool.get(self._baseline).read(win)
         valid = f_valid & b_valid
         transform = win.transform(self.transform)
@@ -218,7 +285,7 @@ class ImageryPair:
         if not (right > left and top > bottom):
             raise ValueError(f"bounds must be (left, bottom, right, top), got {bounds}")
         grown = (left - pad_m, bottom - pad_m, right + pad_m, top + pad_m)
-        tp = self.read_tile(bounds_to_window(self.transform, grown))
+        tp = self.read_tile(bounds_to_window(self.transform, grown), as_flown=True)
         return tp.flight, tp.baseline, tp.transform
 
     def close(self) -> None:
@@ -275,6 +342,7 @@ def open_pair(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_flight_gsd_m: float | None = None,
     max_baseline_gsd_m: float | None = None,
+    match_baseline_above_m: float | None = None,
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
 
@@ -296,7 +364,9 @@ def open_pair(
     ``max_baseline_gsd_m`` refuse an epoch whose native pixel is coarser (None: any): a detector
     cannot see buildings in imagery far coarser than it was measured on, and comparing it anyway
     would report an area as looked at where nothing could have been found
-    (:func:`check_native_gsd`).
+    (:func:`check_native_gsd`). ``match_baseline_above_m``: when the baseline's native pixel is
+    coarser than this and than the flight's, detection sees the flight at the baseline's GSD
+    (:func:`match_gsd_for`, :attr:`ImageryPair.flight_seen_at_m`; None: never).
     """
     if coreg not in ("auto", "off"):
         raise ConfigError(f"coreg must be 'auto' or 'off', got {coreg!r}")
@@ -353,4 +423,13 @@ def open_pair(
     # readers -> tile pairs
     release_memory()  # the scans' and registration's buffers, before the tile loop starts
     native = {"flight": round(fscan.gsd_m, 4), "baseline": round(bscan.gsd_m, 4)}
-    return ImageryPair(fspec, bspec.aligned(reg.correction, reg.local), fp, reg, native)
+    seen_at = match_gsd_for(native, gsd, match_baseline_above_m)
+    if seen_at is not None:
+        log.info(
+            "%s: the flight is seen at the baseline's %.2f m (input.match_baseline_above_m %g)",
+            Path(flight_path).stem,
+            seen_at,
+            match_baseline_above_m,
+        )
+    aligned = bspec.aligned(reg.correction, reg.local)
+    return ImageryPair(fspec, aligned, fp, reg, native, flight_seen_at_m=seen_at)

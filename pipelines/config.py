@@ -227,6 +227,7 @@ class TilingConfig(_Strict):
 #: (``benchmarks/bench_real_pairs.py --nochange-baseline-gsd``)
 DEFAULT_MAX_FLIGHT_GSD_M: float | None = 1.0
 DEFAULT_MAX_BASELINE_GSD_M: float | None = 0.6
+DEFAULT_MATCH_BASELINE_ABOVE_M: float | None = 0.4
 
 
 class InputConfig(_Strict):
@@ -251,6 +252,14 @@ class InputConfig(_Strict):
         description="a baseline whose native pixel is coarser (m) is refused (as "
         "max_flight_gsd_m); null: any",
     )
+    match_baseline_above_m: float | None = Field(
+        DEFAULT_MATCH_BASELINE_ABOVE_M,
+        gt=0,
+        description="when the baseline's native pixel is coarser than this (m) and than the "
+        "flight's, detection sees the flight at the baseline's GSD, so detail only the flight "
+        "resolves is not read as change (model card, Matching the flight to a coarse "
+        "baseline); evidence chips keep the flight as flown; null: never",
+    )
 
     def pair_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``geo.tiles.open_pair`` this section sets."""
@@ -258,6 +267,7 @@ class InputConfig(_Strict):
             "max_pixels": self.max_pixels,
             "max_flight_gsd_m": self.max_flight_gsd_m,
             "max_baseline_gsd_m": self.max_baseline_gsd_m,
+            "match_baseline_above_m": self.match_baseline_above_m,
         }
 
 

@@ -105,6 +105,8 @@ class LeadsResult:
     elapsed_s: float = 0.0
     #: each epoch's native ground pixel (m), {"flight": …, "baseline": …} (empty: not known)
     native_gsd_m: dict[str, float] = field(default_factory=dict)
+    #: the GSD (m) detection saw the flight at, when matched to a coarse baseline; else None
+    flight_seen_at_m: float | None = None
     #: what the reader should know about this run's leads (one line each)
     notes: list[str] = field(default_factory=list)
 
@@ -115,22 +117,36 @@ class LeadsResult:
 CLEARS_THIN_STRUCTURES_M = 0.4
 
 
-def gsd_notes(native_gsd_m: dict[str, float]) -> list[str]:
+def gsd_notes(native_gsd_m: dict[str, float], seen_at_m: float | None = None) -> list[str]:
     """What a run summary says about the epochs' native GSDs (empty where nothing is of note).
+
+    ``seen_at_m``: the GSD detection saw the flight at (``ImageryPair.flight_seen_at_m``), when
+    it was matched to a coarse baseline.
 
     >>> gsd_notes({"flight": 0.05, "baseline": 0.3})
     []
     >>> gsd_notes({"flight": 0.05, "baseline": 0.6})[0][:60]
     'baseline at 0.60 m: coarser than 0.4 m, it cannot show thin '
+    >>> gsd_notes({"flight": 0.05, "baseline": 0.6}, 0.6)[0][:62]
+    'baseline at 0.60 m: the flight was compared at the same 0.60 m'
     """
     b = native_gsd_m.get("baseline")
     if b is None or not b > CLEARS_THIN_STRUCTURES_M * (1 + 1e-6):
         return []
+    if seen_at_m is not None:
+        return [
+            f"baseline at {b:.2f} m: the flight was compared at the same {seen_at_m:.2f} m "
+            "(input.match_baseline_above_m), so detail only the flight shows (foundation walls, "
+            "fences, roof texture) is not read as change; changes narrower than about "
+            f"{2 * seen_at_m:.1f} m may be missed (held-out recall 0.90-0.94x of the flight as "
+            "flown at 0.5-0.6 m; model card, Matching the flight to a coarse baseline)"
+        ]
     return [
         f"baseline at {b:.2f} m: coarser than {CLEARS_THIN_STRUCTURES_M:g} m, it cannot show thin "
         "standing structures (foundation walls, fences, frames), so some leads may be structures "
         "that already stood; a finer baseline clears them (measured: 5.9 false leads per km² at "
-        "0.5 m, 29.6 at 0.6 m on real drone mosaics; model card, Input GSD)"
+        "0.5 m, 29.6 at 0.6 m on real drone mosaics; model card, Input GSD), or set "
+        "input.match_baseline_above_m to compare the flight at the baseline's GSD"
     ]
 
 
@@ -514,8 +530,9 @@ def detect_leads(
             repairs=repairs,
             units=unit_layers,
             native_gsd_m=dict(getattr(pair, "native_gsd_m", None) or {}),
+            flight_seen_at_m=getattr(pair, "flight_seen_at_m", None),
         )
-    result.notes = gsd_notes(result.native_gsd_m)
+    result.notes = gsd_notes(result.native_gsd_m, result.flight_seen_at_m)
     for note in result.notes:
         log.warning("flight %s: %s", result.flight_id, note)
     result.elapsed_s = round(time.perf_counter() - started, 3)

@@ -218,6 +218,7 @@ def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]
         "model": result.model.__dict__,
         "gsd_m": result.gsd_m,
         "native_gsd_m": result.native_gsd_m,
+        "flight_seen_at_m": result.flight_seen_at_m,
         "notes": result.notes,
         "tile_px": result.tile_px,
         "overlap_px": result.overlap_px,
@@ -294,9 +295,11 @@ def summary_text(summary: dict[str, Any]) -> str:
     ]
     native = summary.get("native_gsd_m") or {}
     if native:
+        seen = summary.get("flight_seen_at_m")
         lines.append(
             f"native GSD 原始分辨率: flight {native.get('flight', 0):.2f} m, "
             f"baseline {native.get('baseline', 0):.2f} m"
+            + (f" (flight compared at {seen:.2f} m)" if seen is not None else "")
         )
     lines += [f"note 注意: {n}" for n in summary.get("notes") or []]
     s = summary.get("speed")

@@ -136,5 +136,12 @@ def test_inspect_command(tmp_path: Path) -> None:
         "0.800 m/px native; as a flight: accepted; as a baseline: refused, coarser than "
         "input.max_baseline_gsd_m 0.6 m" in out.output
     )
+    mid = write_epoch(tmp_path / "sat05.tif", world, wt, gsd=0.5)
+    out = CliRunner().invoke(cli, ["inspect", str(mid)])
+    assert out.exit_code == 0, out.output
+    assert (
+        "0.500 m/px native; as a flight: accepted; as a baseline: accepted, a finer flight is "
+        "compared at its 0.50 m" in out.output
+    )
     out = CliRunner().invoke(cli, ["inspect", str(tmp_path / "missing.tif")])
     assert out.exit_code != 0 and "no such file" in str(out.exception)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
@@ -196,7 +198,8 @@ def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_th
 ) -> None:
     """The pair knows both native GSDs; detect prints them, and a baseline coarser than 0.4 m
     (where real no-change mosaics first gave false leads) gets a one-line note, in detect's
-    output and in the run summary."""
+    output and in the run summary: by default that the flight was compared at the baseline's
+    GSD; with the matching switched off, that thin standing structures may be leads."""
     import pipelines.detect as detect_mod
     from pipelines.cli import main
     from tests._leads_fixtures import oracle_predict
@@ -217,6 +220,17 @@ def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_th
     out = capsys.readouterr().out
     assert exc.value.code == 0
     assert f"native GSD: flight 0.20 m, baseline {base_gsd:.2f} m" in out
+    assert ("(flight compared at 0.50 m)" in out) is noted
+    assert ("note: baseline at 0.50 m: the flight was compared at the same 0.50 m" in out) is noted
+    unmatched = tmp_path / "unmatched.yaml"
+    unmatched.write_text(cfg.read_text() + "input: {match_baseline_above_m: null}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(detect_mod, "load_detector", lambda config: oracle_predict)
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", "--flight", str(f), "--baseline", str(b), "--config", str(unmatched),
+                  "--out", str(tmp_path / "leads2.gpkg")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "flight compared at" not in out
     assert ("note: baseline at 0.50 m: coarser than 0.4 m" in out) is noted
     import pipelines.run as run_mod
 
@@ -230,3 +244,52 @@ def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_th
     text = (tmp_path / "out" / "run_summary.txt").read_text(encoding="utf-8")
     assert f"native GSD 原始分辨率: flight 0.20 m, baseline {base_gsd:.2f} m" in text
     assert ("note 注意: baseline at 0.50 m" in text) is noted
+    summary = json.loads((tmp_path / "out" / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["flight_seen_at_m"] == (0.5 if noted else None)
+
+
+def _detail(img: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels: how much fine detail an image has."""
+    g = img.astype(np.float32).mean(axis=2)
+    return float(np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean())
+
+
+def test_against_a_coarse_baseline_detection_sees_the_flight_at_the_baselines_gsd(
+    tmp_path: Path,
+) -> None:
+    """With a 0.6 m baseline, tiles show the flight at 0.6 m: no more detail than the baseline,
+    so the two dates differ less than the flight as flown does; evidence (read_window) keeps the
+    flight as flown, and without the setting (or with a 0.3 m baseline) nothing is matched."""
+    from geo.tiles import see_at_gsd
+
+    world, wt = make_world(500, seed=9)
+    f = write_epoch(tmp_path / "flight.tif", world, wt)
+    coarse = write_epoch(tmp_path / "sat06.tif", world, wt, gsd=0.6)
+    fine = write_epoch(tmp_path / "sat03.tif", world, wt, gsd=0.3)
+    with open_pair(f, coarse, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
+        assert pair.flight_seen_at_m == pytest.approx(0.6)
+        win = pair.tile_windows(256, 32)[0]
+        seen = pair.read_tile(win)
+        flown = pair.read_tile(win, as_flown=True)
+        v = seen.valid
+        assert v.mean() > 0.5
+        # the flight as tiles show it carries about the baseline's detail, far less than flown
+        assert _detail(seen.flight) < 0.8 * _detail(flown.flight)
+        assert 0.8 < _detail(seen.flight) / _detail(seen.baseline) < 1.25
+        diff_seen = np.abs(seen.flight[v].astype(int) - seen.baseline[v]).mean()
+        diff_flown = np.abs(flown.flight[v].astype(int) - flown.baseline[v]).mean()
+        assert diff_seen < 0.5 * diff_flown
+        np.testing.assert_array_equal(seen.flight, see_at_gsd(flown.flight, 0.6, 0.2))
+        tiled = next(iter(pair.tiles(256, 32, prefetch=0)))
+        np.testing.assert_array_equal(tiled.flight, pair.read_tile(tiled.tile).flight)
+        # evidence chips: the flight as flown
+        bounds = shapely.bounds(pair.usable.centroid.buffer(10.0))
+        ev_flight, _, _ = pair.read_window(tuple(bounds))
+        assert _detail(ev_flight) > 1.2 * _detail(see_at_gsd(ev_flight, 0.6, 0.2))
+    with open_pair(f, coarse, gsd=0.2, coreg="off", match_baseline_above_m=None) as pair:
+        assert pair.flight_seen_at_m is None
+        np.testing.assert_array_equal(pair.read_tile(win).flight, flown.flight)
+    with open_pair(f, fine, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
+        assert pair.flight_seen_at_m is None
+    with open_pair(coarse, coarse, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
+        assert pair.flight_seen_at_m is None  # a satellite pair: both dates already alike

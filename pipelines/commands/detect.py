@@ -124,7 +124,12 @@ def command(
     )
     if result.native_gsd_m:
         g = result.native_gsd_m
-        click.echo(f"native GSD: flight {g['flight']:.2f} m, baseline {g['baseline']:.2f} m")
+        seen = (
+            f" (flight compared at {result.flight_seen_at_m:.2f} m)"
+            if result.flight_seen_at_m is not None
+            else ""
+        )
+        click.echo(f"native GSD: flight {g['flight']:.2f} m, baseline {g['baseline']:.2f} m{seen}")
     for note in result.notes:
         click.echo(f"note: {note}")
     compared = float(result.coverage_m2.get("compared", result.coverage_m2.get("common", 0.0)))

@@ -31,9 +31,7 @@ def command(rasters: tuple[str, ...]) -> None:
         click.echo(f"  crs        {info.crs}")
         click.echo(f"  gsd        {info.res[0]:.4g} x {info.res[1]:.4g} (CRS units/px)")
         click.echo(f"  ground     {scan.gsd_m:.3f} m/px native; " + "; ".join(
-            f"as a {role}: "
-            + ("accepted" if limit is None or scan.gsd_m <= limit * (1 + 1e-6)
-               else f"refused, coarser than input.max_{role}_gsd_m {limit:g} m")
+            f"as a {role}: " + _taken(scan.gsd_m, role, limit, limits.match_baseline_above_m)
             for role, limit in (("flight", limits.max_flight_gsd_m),
                                 ("baseline", limits.max_baseline_gsd_m))))  # fmt: skip
         click.echo(
@@ -51,6 +49,15 @@ def command(rasters: tuple[str, ...]) -> None:
             lo = ", ".join(f"{v:.0f}" for v in scan.stretch.lo)
             hi = ", ".join(f"{v:.0f}" for v in scan.stretch.hi)
             click.echo(f"  stretch    2-98% lo ({lo}) hi ({hi}) -> 0-255")
+
+
+def _taken(gsd_m: float, role: str, limit: float | None, match_above: float | None) -> str:
+    """Whether detect takes a raster of ``gsd_m`` as ``role``, as inspect says it."""
+    if limit is not None and gsd_m > limit * (1 + 1e-6):
+        return f"refused, coarser than input.max_{role}_gsd_m {limit:g} m"
+    if role == "baseline" and match_above is not None and gsd_m > match_above * (1 + 1e-6):
+        return f"accepted, a finer flight is compared at its {gsd_m:.2f} m"
+    return "accepted"
 
 
 @click.command("coreg")
