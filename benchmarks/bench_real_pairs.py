@@ -43,6 +43,7 @@ import _common  # (also puts the repository on sys.path)
 import cv2
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.crs import CRS
 
 HERE = Path(__file__).resolve().parents[1]
@@ -158,9 +159,11 @@ def error_kinds(leads, truth, match) -> list[str]:  # type: ignore[no-untyped-de
     return out
 
 
-def no_change(det, config, keep=None, baseline_gsd=None) -> dict:  # type: ignore[no-untyped-def]
+def no_change(det, config, keep=None, baseline_gsd=None, written_gsd=None) -> dict:  # type: ignore[no-untyped-def]
     """False leads on the no-change pairs; ``keep`` (a list) also gets (leads, None, km²) each;
-    ``baseline_gsd`` warps every baseline to that GSD instead of 0.3-0.6 m in turn."""
+    ``baseline_gsd`` warps every baseline to that GSD instead of 0.3-0.6 m in turn;
+    ``written_gsd`` then resamples each baseline onto that finer grid (bilinear), as a map
+    service or export delivers a coarse image on finer tiles: it declares that pixel."""
     from pipelines.detect import detect_leads
 
     warped_copy = _load("bw_bench_data", HERE / "benchmarks" / "_bench_data.py").warped_copy
@@ -182,6 +185,13 @@ def no_change(det, config, keep=None, baseline_gsd=None) -> dict:  # type: ignor
             rgb = cv2.GaussianBlur(np.ascontiguousarray(np.moveaxis(arr[:3], 0, -1)), (0, 0), 0.8)
             _, enc = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 60])
             arr[:3] = np.moveaxis(cv2.imdecode(enc, cv2.IMREAD_UNCHANGED), -1, 0)
+            if written_gsd is not None and written_gsd < base_gsd:
+                f = base_gsd / written_gsd
+                h, w = round(arr.shape[1] * f), round(arr.shape[2] * f)
+                arr = np.stack([cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) for a in arr])
+                t = profile["transform"]
+                profile.update(width=w, height=h,
+                               transform=t @ Affine.scale(profile["width"] / w, profile["height"] / h))  # fmt: skip
             baseline = Path(tmp) / "baseline.tif"
             with rasterio.open(baseline, "w", **profile) as ds:
                 ds.write(arr)
@@ -199,6 +209,11 @@ def no_change(det, config, keep=None, baseline_gsd=None) -> dict:  # type: ignor
             status = reg.get("status") or ("passed" if reg.get("gate_passed") else "gate failed")
             rows[src.stem] = {"compared_km2": round(km2, 4), "false_leads": n, "coreg": status,
                               "baseline_gsd": base_gsd, "held_out": src.stem in held_out}  # fmt: skip
+            if written_gsd is not None:
+                rows[src.stem]["written_gsd"] = written_gsd
+            for key in ("baseline_detail_gsd_m", "flight_seen_at_m"):
+                if getattr(res, key, None) is not None:
+                    rows[src.stem][key] = getattr(res, key)
             km2_total += km2
             false_total += n
             if src.stem in held_out:
@@ -230,6 +245,9 @@ def main() -> None:
     ap.add_argument("--no-match", action="store_true",
                     help="input.match_baseline_above_m off: the flight as flown against any "
                     "baseline (model card, Matching the flight to a coarse baseline)")  # fmt: skip
+    ap.add_argument("--nochange-written-gsd", type=float, default=None, metavar="M",
+                    help="resample each no-change baseline onto this finer grid after making it "
+                    "(a resampled product: declares M, resolves --nochange-baseline-gsd)")  # fmt: skip
     ap.add_argument("--nochange-baseline-gsd", type=float, default=None, metavar="M",
                     help="warp every no-change baseline to M m (default: 0.3-0.6 m in turn)")  # fmt: skip
     ap.add_argument("--dsifn-gsd", type=float, default=0.5, metavar="M",
@@ -263,7 +281,8 @@ def main() -> None:
         result["change"] = change_pairs(det, config, args.dsifn_gsd)
     if args.only != "change":
         print(f"== {args.label}: no-change pairs (drone mosaics, ODM vs satellite-like copy)")
-        result["no_change"] = no_change(det, config, baseline_gsd=args.nochange_baseline_gsd)
+        result["no_change"] = no_change(det, config, baseline_gsd=args.nochange_baseline_gsd,
+                                        written_gsd=args.nochange_written_gsd)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
 

@@ -107,6 +107,8 @@ class LeadsResult:
     native_gsd_m: dict[str, float] = field(default_factory=dict)
     #: the GSD (m) detection saw the flight at, when matched to a coarse baseline; else None
     flight_seen_at_m: float | None = None
+    #: the baseline's resolution measured against the flight (m; ImageryPair), None: not measured
+    baseline_detail_gsd_m: float | None = None
     #: what the reader should know about this run's leads (one line each)
     notes: list[str] = field(default_factory=list)
 
@@ -121,7 +123,8 @@ def gsd_notes(native_gsd_m: dict[str, float], seen_at_m: float | None = None) ->
     """What a run summary says about the epochs' native GSDs (empty where nothing is of note).
 
     ``seen_at_m``: the GSD detection saw the flight at (``ImageryPair.flight_seen_at_m``), when
-    it was matched to a coarse baseline.
+    it was matched to a coarse baseline — the baseline's declared pixel, or its measured detail
+    where that is coarser (a resampled product).
 
     >>> gsd_notes({"flight": 0.05, "baseline": 0.3})
     []
@@ -129,18 +132,27 @@ def gsd_notes(native_gsd_m: dict[str, float], seen_at_m: float | None = None) ->
     'baseline at 0.60 m: coarser than 0.4 m, it cannot show thin '
     >>> gsd_notes({"flight": 0.05, "baseline": 0.6}, 0.6)[0][:62]
     'baseline at 0.60 m: the flight was compared at the same 0.60 m'
+    >>> gsd_notes({"flight": 0.05, "baseline": 0.3}, 0.62)[0][:78]
+    'baseline at 0.30 m, with the detail of a 0.62 m image: the flight was compared'
     """
     b = native_gsd_m.get("baseline")
-    if b is None or not b > CLEARS_THIN_STRUCTURES_M * (1 + 1e-6):
+    if b is None:
         return []
     if seen_at_m is not None:
+        what = (
+            f"baseline at {b:.2f} m, with the detail of a {seen_at_m:.2f} m image: the flight was "
+            f"compared at {seen_at_m:.2f} m"
+            if seen_at_m > b * 1.05
+            else f"baseline at {b:.2f} m: the flight was compared at the same {seen_at_m:.2f} m"
+        )
         return [
-            f"baseline at {b:.2f} m: the flight was compared at the same {seen_at_m:.2f} m "
-            "(input.match_baseline_above_m), so detail only the flight shows (foundation walls, "
-            "fences, roof texture) is not read as change; changes narrower than about "
+            f"{what} (input.match_baseline_above_m), so detail only the flight shows (foundation "
+            "walls, fences, roof texture) is not read as change; changes narrower than about "
             f"{2 * seen_at_m:.1f} m may be missed (held-out recall 0.90-0.94x of the flight as "
             "flown at 0.5-0.6 m; model card, Matching the flight to a coarse baseline)"
         ]
+    if not b > CLEARS_THIN_STRUCTURES_M * (1 + 1e-6):
+        return []
     return [
         f"baseline at {b:.2f} m: coarser than {CLEARS_THIN_STRUCTURES_M:g} m, it cannot show thin "
         "standing structures (foundation walls, fences, frames), so some leads may be structures "
@@ -531,6 +543,7 @@ def detect_leads(
             units=unit_layers,
             native_gsd_m=dict(getattr(pair, "native_gsd_m", None) or {}),
             flight_seen_at_m=getattr(pair, "flight_seen_at_m", None),
+            baseline_detail_gsd_m=getattr(pair, "baseline_detail_gsd_m", None),
         )
     result.notes = gsd_notes(result.native_gsd_m, result.flight_seen_at_m)
     for note in result.notes:

@@ -219,6 +219,7 @@ def summary_dict(result: LeadsResult, outputs: dict[str, str]) -> dict[str, Any]
         "gsd_m": result.gsd_m,
         "native_gsd_m": result.native_gsd_m,
         "flight_seen_at_m": result.flight_seen_at_m,
+        "baseline_detail_gsd_m": result.baseline_detail_gsd_m,
         "notes": result.notes,
         "tile_px": result.tile_px,
         "overlap_px": result.overlap_px,
@@ -299,6 +300,11 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"native GSD 原始分辨率: flight {native.get('flight', 0):.2f} m, "
             f"baseline {native.get('baseline', 0):.2f} m"
+            + (
+                f" (its detail: {summary['baseline_detail_gsd_m']:.2f} m)"
+                if summary.get("baseline_detail_gsd_m") is not None
+                else ""
+            )
             + (f" (flight compared at {seen:.2f} m)" if seen is not None else "")
         )
     lines += [f"note 注意: {n}" for n in summary.get("notes") or []]

@@ -210,6 +210,10 @@ def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_th
     with open_pair(f, b, gsd=0.2, coreg="off") as pair:
         assert pair.native_gsd_m == {"flight": 0.2, "baseline": base_gsd}
     assert bool(detect_mod.gsd_notes(pair.native_gsd_m)) is noted
+    with open_pair(f, b, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
+        seen = pair.flight_seen_at_m  # the declared 0.5 m, or its measured detail if coarser
+    assert (seen is not None) is noted
+    assert seen is None or 0.5 <= seen < 0.8
     cfg = tmp_path / "c.yaml"
     cfg.write_text("tiling: {gsd: 0.2, size: 128, overlap: 32}\ncoreg: {mode: 'off'}\n")
     with pytest.MonkeyPatch.context() as mp:
@@ -220,8 +224,8 @@ def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_th
     out = capsys.readouterr().out
     assert exc.value.code == 0
     assert f"native GSD: flight 0.20 m, baseline {base_gsd:.2f} m" in out
-    assert ("(flight compared at 0.50 m)" in out) is noted
-    assert ("note: baseline at 0.50 m: the flight was compared at the same 0.50 m" in out) is noted
+    assert (f"(flight compared at {seen or 0:.2f} m)" in out) is noted
+    assert ("note: baseline at 0.50 m" in out and "the flight was compared at" in out) is noted
     unmatched = tmp_path / "unmatched.yaml"
     unmatched.write_text(cfg.read_text() + "input: {match_baseline_above_m: null}\n")
     with pytest.MonkeyPatch.context() as mp:
@@ -245,7 +249,7 @@ def test_a_run_says_each_epochs_native_gsd_and_when_the_baseline_cannot_clear_th
     assert f"native GSD 原始分辨率: flight 0.20 m, baseline {base_gsd:.2f} m" in text
     assert ("note 注意: baseline at 0.50 m" in text) is noted
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text(encoding="utf-8"))
-    assert summary["flight_seen_at_m"] == (0.5 if noted else None)
+    assert summary["flight_seen_at_m"] == seen
 
 
 def _detail(img: np.ndarray) -> float:
@@ -293,3 +297,35 @@ def test_against_a_coarse_baseline_detection_sees_the_flight_at_the_baselines_gs
         assert pair.flight_seen_at_m is None
     with open_pair(coarse, coarse, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
         assert pair.flight_seen_at_m is None  # a satellite pair: both dates already alike
+
+
+def test_a_resampled_baseline_is_matched_by_the_detail_it_shows_not_the_pixel_it_declares(
+    tmp_path: Path,
+) -> None:
+    """A 0.6 m image delivered on a 0.2 m grid (as map services and exports do) declares 0.2 m;
+    its detail, measured against the flight, says about 0.6 m, and the flight is matched to
+    that. A baseline as sharp as the flight is measured as such and not matched."""
+    import cv2
+
+    world, wt = make_world(500, seed=9)
+    f = write_epoch(tmp_path / "flight.tif", world, wt)
+    coarse = write_epoch(tmp_path / "sat06.tif", world, wt, gsd=0.6)
+    with rasterio.open(coarse) as ds:
+        arr, t = ds.read(), ds.transform
+    up = np.stack([cv2.resize(a, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR) for a in arr])
+    resampled = tmp_path / "sat06_as_02.tif"
+    with rasterio.open(
+        resampled, "w", driver="GTiff", width=up.shape[2], height=up.shape[1], count=3,
+        dtype="uint8", crs=GK, transform=t @ Affine.scale(1 / 3), photometric="RGB",
+    ) as ds:  # fmt: skip
+        ds.write(up)
+    with open_pair(f, resampled, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
+        assert pair.native_gsd_m["baseline"] == pytest.approx(0.2)
+        assert pair.baseline_detail_gsd_m is not None and 0.45 < pair.baseline_detail_gsd_m < 0.9
+        assert pair.flight_seen_at_m == pair.baseline_detail_gsd_m
+    with open_pair(f, resampled, gsd=0.2, coreg="off", match_baseline_above_m=None) as pair:
+        assert pair.flight_seen_at_m is None and pair.baseline_detail_gsd_m is None
+    twin = write_epoch(tmp_path / "twin.tif", world, wt)
+    with open_pair(f, twin, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
+        assert pair.baseline_detail_gsd_m is not None and pair.baseline_detail_gsd_m < 0.25
+        assert pair.flight_seen_at_m is None

@@ -129,7 +129,14 @@ def command(
             if result.flight_seen_at_m is not None
             else ""
         )
-        click.echo(f"native GSD: flight {g['flight']:.2f} m, baseline {g['baseline']:.2f} m{seen}")
+        detail = (
+            f" (its detail: {result.baseline_detail_gsd_m:.2f} m)"
+            if result.baseline_detail_gsd_m is not None
+            else ""
+        )
+        click.echo(
+            f"native GSD: flight {g['flight']:.2f} m, baseline {g['baseline']:.2f} m{detail}{seen}"
+        )
     for note in result.notes:
         click.echo(f"note: {note}")
     compared = float(result.coverage_m2.get("compared", result.coverage_m2.get("common", 0.0)))
