@@ -516,8 +516,9 @@ def open_pair(
     pair = ImageryPair(fspec, bspec.aligned(reg.correction, reg.local), fp, reg, native)
     if match_baseline_above_m is not None:
         detail = pair.baseline_detail_gsd_m = pair.measure_baseline_detail()
-        coarser = detail is not None and detail > DETAIL_MARGIN * native["baseline"]
-        effective = dict(native, baseline=detail) if coarser else native
+        effective = dict(native)
+        if detail is not None and detail > DETAIL_MARGIN * native["baseline"]:
+            effective["baseline"] = detail
         pair.flight_seen_at_m = match_gsd_for(effective, gsd, match_baseline_above_m)
         if pair.flight_seen_at_m is not None:
             log.info(
