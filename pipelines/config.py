@@ -255,8 +255,9 @@ class InputConfig(_Strict):
     match_baseline_above_m: float | None = Field(
         DEFAULT_MATCH_BASELINE_ABOVE_M,
         gt=0,
-        description="when the baseline's native pixel is coarser than this (m) and than the "
-        "flight's, detection sees the flight at the baseline's GSD, so detail only the flight "
+        description="when the baseline's native pixel (or the detail it shows against the flight, "
+        "where that is 1.25x coarser) is coarser than this (m) and than the flight's, detection "
+        "sees the flight at the baseline's GSD, so detail only the flight "
         "resolves is not read as change (model card, Matching the flight to a coarse "
         "baseline); evidence chips keep the flight as flown; null: never",
     )
