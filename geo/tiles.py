@@ -286,6 +286,11 @@ class ImageryPair:
         residual misregistration there); tiles for detection are always masked. The flight is
         seen at ``flight_seen_at_m`` when that is set, unless ``as_flown``.
         """
+        return self._read(win, pool, masked=masked, as_flown=as_flown)
+
+    def _read(
+        self, win: TileWindow, pool: ReaderPool | None, *, masked: bool, as_flown: bool
+    ) -> TilePair:
         pool = pool or self._pool
         f_rgb, f_valid = pool.get(self._flight).read(win)
         if self.flight_seen_at_m is not None and not as_flown:
@@ -348,7 +353,7 @@ class ImageryPair:
         pick = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), 4 * n)).round())
         found: list[float] = []
         for i in pick.astype(int):
-            tp = self.read_tile(windows[i], as_flown=True)
+            tp = self._read(windows[i], None, masked=True, as_flown=True)  # part of opening
             if tp.valid.mean() < 0.8:
                 continue
             g = detail_gsd(tp.flight, tp.baseline, tp.valid, self.gsd)
