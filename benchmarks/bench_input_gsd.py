@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts the repository on sys.path)
-import cv2
 import numpy as np
 
+from geo.tiles import see_at_gsd
 from models.calibrate import calibrate
 from models.detector import ChangeDetector
 from pipelines.config import BuildwatchConfig
@@ -43,21 +43,9 @@ WORK_GSD = 0.2
 
 
 def coarsen(img: np.ndarray, gsd: float, work: float = WORK_GSD) -> np.ndarray:
-    """``img`` (at ``work`` m/px) as a ``gsd`` m capture resampled back to ``work`` m/px.
-
-    >>> im = np.zeros((40, 40, 3), np.uint8); im[18:22, 18:22] = 255
-    >>> out = coarsen(im, 0.8)
-    >>> out.shape, int(out.max()) < 255
-    ((40, 40, 3), True)
-    """
-    if gsd <= work:
-        return img
-    h, w = img.shape[:2]
-    f = work / gsd
-    small = cv2.resize(
-        img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
-    )
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    """``img`` (at ``work`` m/px) as a ``gsd`` m capture resampled back to ``work`` m/px: the
+    product's own :func:`geo.tiles.see_at_gsd`, which matches a flight to a coarse baseline."""
+    return see_at_gsd(img, gsd, work)
 
 
 class Coarsened:
