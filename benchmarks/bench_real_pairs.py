@@ -159,6 +159,33 @@ def error_kinds(leads, truth, match) -> list[str]:  # type: ignore[no-untyped-de
     return out
 
 
+def satellite_like(
+    src: Path, tmp: Path, gsd: float, written_gsd: float | None = None
+) -> Path:
+    """``src`` as a satellite-like baseline in ``tmp``: warped to EPSG:3857 at ``gsd`` m with a
+    1.5 px shift, other colours, blur (sigma 0.8 px), JPEG q60; with ``written_gsd`` then
+    resampled (bilinear) onto that finer grid, as a map service delivers a coarse image."""
+    warped_copy = _load("bw_bench_data", HERE / "benchmarks" / "_bench_data.py").warped_copy
+    shift = (1.5 * gsd * 0.8, -1.5 * gsd * 0.6)
+    base = warped_copy(src, tmp / "w.tif", CRS.from_epsg(3857), gsd, shift)
+    with rasterio.open(base) as ds:
+        profile, arr = ds.profile, ds.read()
+    rgb = cv2.GaussianBlur(np.ascontiguousarray(np.moveaxis(arr[:3], 0, -1)), (0, 0), 0.8)
+    _, enc = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    arr[:3] = np.moveaxis(cv2.imdecode(enc, cv2.IMREAD_UNCHANGED), -1, 0)
+    if written_gsd is not None and written_gsd < gsd:
+        f = gsd / written_gsd
+        h, w = round(arr.shape[1] * f), round(arr.shape[2] * f)
+        arr = np.stack([cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) for a in arr])
+        t = profile["transform"]
+        profile.update(width=w, height=h,
+                       transform=t @ Affine.scale(profile["width"] / w, profile["height"] / h))  # fmt: skip
+    baseline = tmp / "baseline.tif"
+    with rasterio.open(baseline, "w", **profile) as ds:
+        ds.write(arr)
+    return baseline
+
+
 def no_change(det, config, keep=None, baseline_gsd=None, written_gsd=None) -> dict:  # type: ignore[no-untyped-def]
     """False leads on the no-change pairs; ``keep`` (a list) also gets (leads, None, km²) each;
     ``baseline_gsd`` warps every baseline to that GSD instead of 0.3-0.6 m in turn;
@@ -166,7 +193,6 @@ def no_change(det, config, keep=None, baseline_gsd=None, written_gsd=None) -> di
     service or export delivers a coarse image on finer tiles: it declares that pixel."""
     from pipelines.detect import detect_leads
 
-    warped_copy = _load("bw_bench_data", HERE / "benchmarks" / "_bench_data.py").warped_copy
     held_out = {"area2_cluster01_z21", "area4_cluster02_z21", "orthophoto"}
     sources = sorted((DATA / "fair-drone").glob("area*/*.tif")) + [DATA / "odm" / "orthophoto.tif"]
     rows: dict = {}
@@ -177,24 +203,8 @@ def no_change(det, config, keep=None, baseline_gsd=None, written_gsd=None) -> di
             print(f"({src} not present: skipped)")
             continue
         base_gsd = baseline_gsd or (0.3, 0.4, 0.5, 0.6)[k % 4]
-        shift = (1.5 * base_gsd * 0.8, -1.5 * base_gsd * 0.6)
         with tempfile.TemporaryDirectory() as tmp:
-            base = warped_copy(src, Path(tmp) / "w.tif", CRS.from_epsg(3857), base_gsd, shift)
-            with rasterio.open(base) as ds:
-                profile, arr = ds.profile, ds.read()
-            rgb = cv2.GaussianBlur(np.ascontiguousarray(np.moveaxis(arr[:3], 0, -1)), (0, 0), 0.8)
-            _, enc = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 60])
-            arr[:3] = np.moveaxis(cv2.imdecode(enc, cv2.IMREAD_UNCHANGED), -1, 0)
-            if written_gsd is not None and written_gsd < base_gsd:
-                f = base_gsd / written_gsd
-                h, w = round(arr.shape[1] * f), round(arr.shape[2] * f)
-                arr = np.stack([cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR) for a in arr])
-                t = profile["transform"]
-                profile.update(width=w, height=h,
-                               transform=t @ Affine.scale(profile["width"] / w, profile["height"] / h))  # fmt: skip
-            baseline = Path(tmp) / "baseline.tif"
-            with rasterio.open(baseline, "w", **profile) as ds:
-                ds.write(arr)
+            baseline = satellite_like(src, Path(tmp), base_gsd, written_gsd)
             try:
                 res = detect_leads(src, baseline, predict=det, config=config)
             except Exception as exc:
