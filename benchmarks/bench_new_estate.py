@@ -141,7 +141,9 @@ def main() -> None:
                     }
                 for name, cfg in configs.items() if not args.detail_only else ():
                     res = detect_leads(src, baseline, predict=det, config=cfg)
-                    leads = res.leads[res.leads["status"] == "lead"] if len(res.leads) else res.leads
+                    leads = (
+                        res.leads[res.leads["status"] == "lead"] if len(res.leads) else res.leads
+                    )
                     g = np.asarray(leads.geometry.values, dtype=object)
                     t = np.asarray(
                         gpd.GeoSeries(truth, crs=src_crs).to_crs(res.crs).values, dtype=object

@@ -159,9 +159,7 @@ def error_kinds(leads, truth, match) -> list[str]:  # type: ignore[no-untyped-de
     return out
 
 
-def satellite_like(
-    src: Path, tmp: Path, gsd: float, written_gsd: float | None = None
-) -> Path:
+def satellite_like(src: Path, tmp: Path, gsd: float, written_gsd: float | None = None) -> Path:
     """``src`` as a satellite-like baseline in ``tmp``: warped to EPSG:3857 at ``gsd`` m with a
     1.5 px shift, other colours, blur (sigma 0.8 px), JPEG q60; with ``written_gsd`` then
     resampled (bilinear) onto that finer grid, as a map service delivers a coarse image."""

@@ -40,6 +40,13 @@ class SyntheticData(_Strict):
     gsd_range: tuple[float, float] = (0.12, 0.35)
     no_change_fraction: float = Field(default=0.15, ge=0, le=1)
     time_budget_s: float | None = Field(default=None, gt=0)
+    match_flight: float = Field(
+        default=0.0,
+        ge=0,
+        description="metres; > 0: where the baseline resolves coarser than this, the flight is "
+        "seen at the baseline's detail GSD, as the product shows it "
+        "(models.datasets.realism.matched_flight; input.match_baseline_above_m)",
+    )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 
 
@@ -92,6 +99,13 @@ class FairDroneData(_Strict):
         le=1,
         description="share of chips whose new roofs show two or four tones (roof planes in sun "
         "and shade, a wing in another material; models.datasets.fairdrone.split_roof_tones)",
+    )
+    match_flight: float = Field(
+        default=0.0,
+        ge=0,
+        description="metres; > 0: where the baseline resolves coarser than this, the flight is "
+        "seen at the baseline's detail GSD, as the product shows it "
+        "(models.datasets.realism.matched_flight; input.match_baseline_above_m)",
     )
     seed: int | None = Field(default=None, description="chip seed; default: the run's seed")
 

@@ -74,6 +74,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
             no_change_fraction=syn.no_change_fraction,
             seed=cfg.seed if syn.seed is None else syn.seed,
             renderer=syn.renderer,
+            match_flight=syn.match_flight,
         )
         syn_dir = _chip_folder(cfg, root, "synthetic", spec)
         out["synthetic"] = _reuse_or_build(
@@ -104,6 +105,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 magnify=fd.magnify,
                 water=fd.water,
                 roof_planes=fd.roof_planes,
+                match_flight=fd.match_flight,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)
@@ -128,7 +130,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
 
 #: spec fields added after chip stores existed, all off at 0: left out of the record when off, so
 #: a store built before a field existed (or recorded with it at 0) is still the same chips
-_LATER_FIELDS = ("nuisance", "relief", "magnify", "water", "roof_planes")
+_LATER_FIELDS = ("nuisance", "relief", "magnify", "water", "roof_planes", "match_flight")
 
 
 def _normalised(fields: dict[str, Any]) -> str:

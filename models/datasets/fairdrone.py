@@ -23,6 +23,8 @@ window resampled to the chip; blur drawn as for the others, in the enlarged unit
 mosaics' houses are small (40-80 m2), the users' villages, suburbs and sheds are not. With
 ``water`` > 0, that share of the chips has standing water on one date only — a pond, flooded
 paddies, puddles (:func:`models.datasets.nuisance.flood_ground`) — away from every building.
+With ``match_flight`` > 0 (metres), the flight is seen at the baseline's detail GSD where that is
+coarser than it, as the product shows it (:func:`models.datasets.realism.matched_flight`).
 With ``roof_planes`` > 0, that share of the chips shows its new buildings' roofs in two or four
 tones (:func:`split_roof_tones`): the planes of a gable or hip roof lit and shaded by the sun, a
 wing or garage covered in another material. Each building keeps its one outline, so the detector
@@ -85,6 +87,7 @@ class FairDroneSpec:
     magnify: float = 0.0
     water: float = 0.0
     roof_planes: float = 0.0
+    match_flight: float = 0.0
     seed: int = 0
 
 
@@ -452,7 +455,9 @@ def _make_chip(args: tuple[str, str, str, int, list[str], FairDroneSpec]) -> int
         if outline is not None:
             labels.append((CLASS_IDS["new_building"], outline))
     valid = chips[0].max(axis=2) > 0
-    flight, baseline = between_dates(chips[0], chips[1], rng, spec.working_gsd)
+    flight, baseline = between_dates(
+        chips[0], chips[1], rng, spec.working_gsd, match_above_m=spec.match_flight
+    )
     flight[~valid] = 0
     baseline[~valid] = 0
     flight, baseline, labels = dihedral(

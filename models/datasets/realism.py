@@ -125,8 +125,15 @@ def between_dates(
     rng: np.random.Generator,
     gsd: float,
     max_shift_m: float = 0.6,
+    match_above_m: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply realistic between-date differences: the baseline gets older-sensor looks."""
+    """Apply realistic between-date differences: the baseline gets older-sensor looks.
+
+    ``match_above_m`` > 0: where the baseline then resolves coarser than that (its detail GSD
+    measured against the flight, :func:`geo.tiles.detail_gsd`), the flight is seen at that GSD
+    (:func:`geo.tiles.see_at_gsd`), as the product shows the detector a flight against a coarse
+    baseline (``input.match_baseline_above_m``).
+    """
     if rng.random() < 0.8:
         baseline = degrade_like_satellite(baseline, rng, gsd)
     if rng.random() < 0.85:
@@ -135,4 +142,30 @@ def between_dates(
     flight = color_jitter(flight, rng, strength=0.7)
     if rng.random() < 0.15:  # a softer flight (motion blur, haze)
         flight = cv2.GaussianBlur(flight, (0, 0), float(rng.uniform(0.3, 0.9)))
+    if match_above_m > 0:
+        flight = matched_flight(flight, baseline, gsd, match_above_m)
     return flight, baseline
+
+
+def matched_flight(
+    flight: np.ndarray, baseline: np.ndarray, gsd: float, above_m: float
+) -> np.ndarray:
+    """``flight`` seen at the baseline's detail GSD where that is coarser than ``above_m`` and
+    than ``DETAIL_MARGIN`` times the chip's pixel (the product's rule, :func:`geo.tiles.open_pair`
+    with the chip's ``gsd`` as both epochs' declared pixel); else ``flight`` itself.
+
+    >>> rng = np.random.default_rng(0)
+    >>> f = cv2.GaussianBlur(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8), (0, 0), 1.0)
+    >>> from geo.tiles import see_at_gsd
+    >>> matched_flight(f, see_at_gsd(f, 0.8, 0.2), 0.2, 0.4) is f
+    False
+    >>> matched_flight(f, f, 0.2, 0.4) is f
+    True
+    """
+    from geo.tiles import DETAIL_MARGIN, detail_gsd, see_at_gsd
+
+    valid = (flight.max(axis=2) > 0) & (baseline.max(axis=2) > 0)
+    detail = detail_gsd(flight, baseline, valid, gsd)
+    if detail is None or not detail > above_m or not detail > DETAIL_MARGIN * gsd:
+        return flight
+    return see_at_gsd(flight, detail, gsd)

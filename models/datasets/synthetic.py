@@ -52,6 +52,8 @@ class SyntheticSpec:
     no_change_fraction: float = 0.15
     seed: int = 0
     renderer: Renderer = "auto"
+    #: > 0: the flight seen at the baseline's detail GSD where that is coarser (metres)
+    match_flight: float = 0.0
 
 
 def _geo_render() -> RenderFn | None:
@@ -89,9 +91,15 @@ def _boxes_from_changes(changes: Any, scale: tuple[float, float]) -> list[Label]
 
 
 def chip_from_pair(
-    pair: Any, size_px: int, gsd: float, rng: np.random.Generator, no_change: bool = False
+    pair: Any,
+    size_px: int,
+    gsd: float,
+    rng: np.random.Generator,
+    no_change: bool = False,
+    match_above_m: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, list[Label]]:
-    """Turn a rendered pair into one training chip ``(flight, baseline, boxes)`` of ``size_px``."""
+    """Turn a rendered pair into one training chip ``(flight, baseline, boxes)`` of ``size_px``
+    (``match_above_m``: :func:`models.datasets.realism.between_dates`)."""
     h, w = pair.after.shape[:2]
     if pair.before.shape != pair.after.shape or pair.after.ndim != 3:
         raise ValueError(f"before {pair.before.shape} and after {pair.after.shape} differ")
@@ -107,7 +115,7 @@ def chip_from_pair(
     boxes = [] if no_change else _boxes_from_changes(pair.changes, scale)
     if no_change:
         after = before.copy()
-    flight, baseline = between_dates(after, before, rng, gsd)
+    flight, baseline = between_dates(after, before, rng, gsd, match_above_m=match_above_m)
     flight[~valid] = 0
     baseline[~valid] = 0
     return dihedral(flight, baseline, boxes, int(rng.integers(4)), bool(rng.random() < 0.5))
@@ -126,12 +134,14 @@ def _make_chip(args: tuple[str, str, int, SyntheticSpec]) -> tuple[int, int]:
         if name == "procedural":
             pair = render(seed, native, native_gsd)
             flight, baseline, boxes = chip_from_pair(
-                pair, spec.size_px, spec.working_gsd, rng, no_change
+                pair, spec.size_px, spec.working_gsd, rng, no_change, spec.match_flight
             )
         else:  # a real no-change scene: other season, sun and shadows, moved cars, vegetation
             extra = {"style": {"changes": False}} if no_change else {}
             pair = render(seed=seed, size_px=native, gsd=native_gsd, **extra)
-            flight, baseline, boxes = chip_from_pair(pair, spec.size_px, spec.working_gsd, rng)
+            flight, baseline, boxes = chip_from_pair(
+                pair, spec.size_px, spec.working_gsd, rng, match_above_m=spec.match_flight
+            )
     except Exception as exc:  # a renderer bug must not sink a whole training run
         if name == "procedural" or spec.renderer == "geo":
             raise
@@ -139,7 +149,7 @@ def _make_chip(args: tuple[str, str, int, SyntheticSpec]) -> tuple[int, int]:
                     seed, type(exc).__name__, exc)  # fmt: skip
         pair = procedural.render_pair(seed, native, native_gsd)
         flight, baseline, boxes = chip_from_pair(
-            pair, spec.size_px, spec.working_gsd, rng, no_change
+            pair, spec.size_px, spec.working_gsd, rng, no_change, spec.match_flight
         )
     write_chip(root, split, f"syn_{split}_{index:06d}", flight, baseline, boxes)
     return len(boxes), int(no_change)
