@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import _common  # (also puts the repository on sys.path)
+import _common  # noqa: F401  (puts the repository on sys.path)
 import cv2
 import geopandas as gpd
 import numpy as np
