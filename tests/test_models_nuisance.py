@@ -186,7 +186,8 @@ def test_magnified_chips_show_the_same_buildings_larger_and_leave_the_rest_alone
 
 
 def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
-    """``nuisance``, ``relief``, ``magnify``, ``water`` and ``roof_planes`` came after chip sets had been built: a set whose
+    """``nuisance``, ``relief``, ``magnify``, ``water``, ``roof_planes`` and ``match_flight`` came
+    after chip sets had been built: a set whose
     recorded spec lacks them (or has them at 0) is the same chips as a spec with them off, and is
     reused; with one of them set it is another set, and is built."""
     import dataclasses
@@ -197,7 +198,7 @@ def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
     root.mkdir()
     (root / "data.yaml").write_text("path: .\n")
     old = dataclasses.asdict(FairDroneSpec())
-    for name in ("nuisance", "relief", "magnify", "water", "roof_planes"):
+    for name in ("nuisance", "relief", "magnify", "water", "roof_planes", "match_flight"):
         old.pop(name)
     (root / "spec.json").write_text(json.dumps(old, sort_keys=True))
     builds: list[int] = []
@@ -298,3 +299,48 @@ def test_roof_tones_change_only_the_flight_inside_new_buildings(tmp_path):
             assert np.array_equal(a, b)  # nothing new: nothing to tone
         toned += not np.array_equal(a[..., :3], b[..., :3])
     assert toned >= 3
+
+
+def _gradient(img: np.ndarray) -> float:
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean())
+
+
+def test_matched_flights_are_softened_only_where_the_baseline_is_coarse(tmp_path):
+    """``match_flight``: the flight is seen at the baseline's detail GSD where that is coarser
+    than the setting, as the product shows it; baselines and labels stay the chips they were."""
+    from geo.tiles import detail_gsd
+
+    _, ids = _scene()
+    rng = np.random.default_rng(0)  # ground with detail at several scales, as real ground has
+    tex = sum(cv2.GaussianBlur(rng.standard_normal((300, 300)).astype(np.float32), (0, 0), s) * w
+              for s, w in ((1, 1.0), (4, 4.0), (12, 10.0)))  # fmt: skip
+    tex = np.clip(100 + 30 * tex / tex.std(), 0, 255).astype(np.uint8)
+    img = np.repeat(tex[..., None], 3, axis=2)
+    img[ids > 0] = 230
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=16, n_val=0, size_px=128, gsd_range=(0.1, 0.1), no_change_fraction=0.3)
+    build_fairdrone(prep, tmp_path / "plain", FairDroneSpec(**base))
+    build_fairdrone(prep, tmp_path / "matched", FairDroneSpec(**base, match_flight=0.4))
+    softened = kept = 0
+    for lbl in sorted((tmp_path / "plain" / "labels" / "train").glob("*.txt")):
+        assert (tmp_path / "matched" / "labels" / "train" / lbl.name).read_text() == lbl.read_text()
+        a = read_chip(tmp_path / "plain" / "images" / "train" / (lbl.stem + ".tif"))
+        b = read_chip(tmp_path / "matched" / "images" / "train" / (lbl.stem + ".tif"))
+        assert np.array_equal(a[..., 3:], b[..., 3:])  # the baseline is the same
+        flight, baseline = np.ascontiguousarray(a[..., :3]), np.ascontiguousarray(a[..., 3:])
+        valid = (flight.max(axis=2) > 0) & (baseline.max(axis=2) > 0)
+        detail = detail_gsd(flight, baseline, valid, 0.2)
+        if np.array_equal(a, b):
+            kept += 1
+            assert detail is None or detail <= 0.4 + 1e-6
+        else:
+            softened += 1
+            assert detail is not None and detail > 0.4
+            assert _gradient(b[..., :3]) < 0.9 * _gradient(a[..., :3])
+    assert softened >= 2 and kept >= 2
