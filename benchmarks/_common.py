@@ -54,7 +54,7 @@ def bench_tiles(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
 
 
 def add_check_flags(ap: Any) -> None:
-    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--no-ensemble`` and
+    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--[no-]ensemble`` and
     ``--direction`` / ``--no-direction`` on an argparse parser."""
     ap.add_argument("--consensus", action="store_true",
                     help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
@@ -68,6 +68,9 @@ def add_check_flags(ap: Any) -> None:
     )
     ap.add_argument("--no-ensemble", action="store_true",
                     help="the main detector alone: detector.ensemble off (models/ensemble.py)")  # fmt: skip
+    ap.add_argument("--ensemble", action="store_true",
+                    help="detector.ensemble on even with --weights other than the shipped: the "
+                    "config's other members beside them (a candidate measured as it would ship)")  # fmt: skip
     ap.add_argument("--direction", action=argparse.BooleanOptionalAction, default=None,
                     help="the direction test on / off (detector.direction; models/direction.py) "
                     "[default: as the config has it: on]")  # fmt: skip
@@ -81,6 +84,8 @@ def check_config(args: Any, raw: dict | None = None) -> dict:
         det["consensus"] = {"enabled": True}
     if getattr(args, "no_ensemble", False):
         det["ensemble"] = {"enabled": False}
+    elif getattr(args, "ensemble", False):
+        det["ensemble"] = {"enabled": True}
     if getattr(args, "direction", None) is not None:
         det["direction"] = {"enabled": bool(args.direction)}
     if args.no_unchanged:

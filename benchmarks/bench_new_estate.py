@@ -1,7 +1,7 @@
 """A whole area built at once: does the baseline's measured detail stay honest?
 
     .venv/bin/python benchmarks/bench_new_estate.py [--gsd 0.3 0.5] [--fraction 1.0]
-        [--detail-only] [--json out.json]
+        [--detail-only] [--weights W [--ensemble] --min-score T] [--json out.json]
 
 The product measures what a baseline resolves against the flight
 (``ImageryPair.measure_baseline_detail``) and, where the baseline is coarser than
@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path)
+import _common  # (also puts the repository on sys.path)
 import cv2
 import geopandas as gpd
 import numpy as np
@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--detail-only", action="store_true", help="measure, detect nothing")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--weights", type=Path, default=None, help="weights (default: shipped)")
+    ap.add_argument("--min-score", type=float, default=None, help="lead threshold, both classes")
+    _common.add_check_flags(ap)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from geo.tiles import open_pair
@@ -97,7 +100,11 @@ def main() -> None:
     from pipelines.config import BuildwatchConfig
     from pipelines.detect import detect_leads
 
-    config = BuildwatchConfig()
+    raw = _common.check_config(args)
+    if args.min_score is not None:
+        raw["filters"] = {"min_score": {"new_building": args.min_score,
+                                        "construction": args.min_score}}  # fmt: skip
+    config = BuildwatchConfig.model_validate(raw)
     configs = {"as configured": config}
     if not args.detail_only:
         from models.detector import ChangeDetector
@@ -107,7 +114,7 @@ def main() -> None:
         off["input"]["match_baseline_above_m"] = None
         configs["matching off"] = BuildwatchConfig.model_validate(off)
         det = wrap_detector(
-            ChangeDetector.load(None, device="cpu", batch=config.detector.batch), config
+            ChangeDetector.load(args.weights, device="cpu", batch=config.detector.batch), config
         )
     sources = sorted((DATA / "fair-drone").glob("area*/*.tif"))
     if not sources or not PREPARED.is_dir():
