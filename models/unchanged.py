@@ -37,7 +37,7 @@ import numpy as np
 
 from models.candidates import Candidates
 
-__all__ = ["UnchangedFilter", "best_match"]
+__all__ = ["UnchangedFilter", "best_match", "lean_consensus", "match_summary"]
 
 #: brightness blur (px at the working GSD) applied to both dates before matching
 BLUR_PX = 1.5
@@ -51,6 +51,10 @@ PEAK_PX = 2
 #: px of ground around an outline compared with it; 0: the structure only (a ring of ground
 #: ties a small extension to the standing house beside it; model card)
 RING_PX = 0
+#: the lean consensus (:class:`UnchangedFilter` ``lean_agree``): best matches at least this far
+#: off (m) and within this angle of each other lean the same way
+LEAN_MIN_SHIFT_M = 0.4
+LEAN_MAX_ANGLE_DEG = 25.0
 
 
 def _brightness(rgb: np.ndarray) -> np.ndarray:
@@ -103,6 +107,64 @@ def best_match(
     ncc, ok = found
     ok = ok & (peak_sharpness(ncc) >= min_peak)
     return float(np.clip(ncc[ok].max(), -1.0, 1.0)) if ok.any() else 0.0
+
+
+def match_summary(
+    tile: np.ndarray,
+    box: np.ndarray,
+    radius_px: int,
+    outline: np.ndarray | None = None,
+    ring_px: int = RING_PX,
+    min_peak: float = MIN_PEAK,
+) -> tuple[float, float, int, int]:
+    """``(best, any_best, dx, dy)``: :func:`best_match`'s value, the best correlation where it
+    counts without the peak rule, and the shift (px, baseline minus flight) where that lies;
+    ``(0, 0, 0, 0)`` where there is nothing to match."""
+    found = match_map(tile, box, radius_px, outline, ring_px)
+    if found is None:
+        return 0.0, 0.0, 0, 0
+    ncc, ok = found
+    peak = ok & (peak_sharpness(ncc) >= min_peak)
+    best = float(np.clip(ncc[peak].max(), -1.0, 1.0)) if peak.any() else 0.0
+    iy, ix = np.unravel_index(int(np.argmax(np.where(ok, ncc, -np.inf))), ncc.shape)
+    h, w = tile.shape[:2]
+    grow = ring_px if outline is not None else 0
+    x0, y0 = max(0, int(np.floor(box[0])) - grow), max(0, int(np.floor(box[1])) - grow)
+    sx0, sy0 = max(0, x0 - radius_px), max(0, y0 - radius_px)
+    any_best = float(np.clip(ncc[iy, ix], -1.0, 1.0))
+    return best, any_best, int(sx0 + ix - x0), int(sy0 + iy - y0)
+
+
+def lean_consensus(
+    any_best: np.ndarray,
+    shift: np.ndarray,
+    pool: np.ndarray,
+    min_ncc: float,
+    min_shift_px: float,
+    agree: int,
+    max_angle_deg: float = LEAN_MAX_ANGLE_DEG,
+) -> np.ndarray:
+    """Which candidates of one tile lean with others: each whose best match (``any_best`` ≥
+    ``min_ncc``) lies at least ``min_shift_px`` off (``shift``, (n, 2) dx, dy) in a direction
+    that at least ``agree`` other ``pool`` candidates' matches share within ``max_angle_deg``.
+
+    >>> nb = np.array([0.7, 0.7, 0.7, 0.7, 0.7])
+    >>> sh = np.array([[5, 0], [8, 1], [4, -1], [6, 0], [0, 6]])
+    >>> lean_consensus(nb, sh, np.ones(5, bool), 0.6, 2, 3).tolist()
+    [True, True, True, True, False]
+    """
+    n = len(any_best)
+    length = np.hypot(shift[:, 0], shift[:, 1]) if n else np.zeros(0)
+    able = (any_best >= min_ncc) & (length >= min_shift_px)
+    out = np.zeros(n, bool)
+    if agree <= 0 or able.sum() < agree + 1:
+        return out
+    angle = np.degrees(np.arctan2(shift[:, 1], shift[:, 0]))
+    voters = np.flatnonzero(able & pool)
+    for i in np.flatnonzero(able):
+        diff = np.abs((angle[voters] - angle[i] + 180.0) % 360.0 - 180.0)
+        out[i] = int(((diff <= max_angle_deg) & (voters != i)).sum()) >= agree
+    return out
 
 
 def peak_sharpness(ncc: np.ndarray, step: int = PEAK_PX) -> np.ndarray:
@@ -185,6 +247,9 @@ class UnchangedFilter:
         min_ncc: float = 0.8,
         outlines: bool = True,
         min_peak: float = MIN_PEAK,
+        lean_agree: int = 0,
+        lean_min_ncc: float = 0.6,
+        lean_from: float = 0.0,
     ) -> None:
         if not radius_m >= 0:
             raise ValueError(f"unchanged radius_m must be >= 0, got {radius_m!r}")
@@ -192,13 +257,21 @@ class UnchangedFilter:
             raise ValueError(f"unchanged min_ncc must be in (0, 1], got {min_ncc!r}")
         if not 0 <= min_peak <= 1:
             raise ValueError(f"unchanged min_peak must be in [0, 1], got {min_peak!r}")
+        if lean_agree < 0:
+            raise ValueError(f"unchanged lean_agree must be >= 0, got {lean_agree!r}")
+        if not 0 < lean_min_ncc <= 1:
+            raise ValueError(f"unchanged lean_min_ncc must be in (0, 1], got {lean_min_ncc!r}")
         self.detector = detector
+        self.lean_agree = int(lean_agree)
+        self.lean_min_ncc = float(lean_min_ncc)
+        self.lean_from = float(lean_from)
         self.radius_m = float(radius_m)
         self.min_ncc = float(min_ncc)
         self.min_peak = float(min_peak)
         self.outlines = bool(outlines)
         gsd = float(getattr(getattr(detector, "card", None), "working_gsd_m", None) or 0.2)
         self.radius_px = int(round(self.radius_m / gsd))
+        self.lean_min_shift_px = LEAN_MIN_SHIFT_M / gsd
 
     def __getattr__(self, name: str) -> Any:
         if name == "detector":  # not set yet (e.g. while unpickling): no recursion
@@ -208,7 +281,10 @@ class UnchangedFilter:
     @property
     def unchanged(self) -> dict[str, float]:
         """The settings, for provenance."""
-        return {"radius_m": self.radius_m, "min_ncc": self.min_ncc, "min_peak": self.min_peak}
+        out = {"radius_m": self.radius_m, "min_ncc": self.min_ncc, "min_peak": self.min_peak}
+        if self.lean_agree:
+            out |= {"lean_agree": self.lean_agree, "lean_min_ncc": self.lean_min_ncc}
+        return out
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, **kwargs: Any
@@ -218,9 +294,19 @@ class UnchangedFilter:
         for i, (tile, cands) in enumerate(zip(images, out, strict=True)):
             if len(cands):
                 shapes = cands.outline if self.outlines else [None] * len(cands)
-                match = np.array([
-                    best_match(tile, b, self.radius_px, o, min_peak=self.min_peak)
+                found = np.array([
+                    match_summary(tile, b, self.radius_px, o, min_peak=self.min_peak)
                     for b, o in zip(cands.xyxy, shapes, strict=True)
-                ])  # fmt: skip
-                out[i] = cands[match < self.min_ncc]
+                ], np.float64).reshape(-1, 4)  # fmt: skip
+                drop = found[:, 0] >= self.min_ncc
+                if self.lean_agree:
+                    drop |= lean_consensus(
+                        found[:, 1],
+                        found[:, 2:4],
+                        np.asarray(cands.score) >= self.lean_from,
+                        self.lean_min_ncc,
+                        self.lean_min_shift_px,
+                        self.lean_agree,
+                    )
+                out[i] = cands[~drop]
         return out

@@ -100,6 +100,16 @@ class UnchangedConfig(_Strict):
         le=1,
         description="how much the match must fall 0.4 m off in every direction (0: ridges count)",
     )
+    lean_agree: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="lean consensus: also drop a candidate whose best baseline match lies 0.4 m or "
+        "more off in a direction this many other candidates of its tile share (0: off)",
+    )
+    lean_min_ncc: float = Field(
+        0.6, gt=0, le=1, description="best baseline match a candidate needs to take part in it"
+    )
 
 
 class DirectionConfig(_Strict):

@@ -248,7 +248,15 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     if u.enabled:
         from models.unchanged import UnchangedFilter
 
-        detector = UnchangedFilter(detector, u.radius_m, u.min_ncc, min_peak=u.min_peak)
+        detector = UnchangedFilter(
+            detector,
+            u.radius_m,
+            u.min_ncc,
+            min_peak=u.min_peak,
+            lean_agree=u.lean_agree,
+            lean_min_ncc=u.lean_min_ncc,
+            lean_from=min(config.filters.min_score.values(), default=0.0),
+        )
     d = config.detector.direction
     if d.enabled:
         from models.direction import DirectionTest
