@@ -54,7 +54,7 @@ def bench_tiles(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
 
 
 def add_check_flags(ap: Any) -> None:
-    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--[no-]ensemble`` and
+    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--no-ensemble``, ``--with-members`` and
     ``--direction`` / ``--no-direction`` on an argparse parser."""
     ap.add_argument("--consensus", action="store_true",
                     help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
@@ -68,7 +68,7 @@ def add_check_flags(ap: Any) -> None:
     )
     ap.add_argument("--no-ensemble", action="store_true",
                     help="the main detector alone: detector.ensemble off (models/ensemble.py)")  # fmt: skip
-    ap.add_argument("--ensemble", action="store_true",
+    ap.add_argument("--with-members", action="store_true",
                     help="detector.ensemble on even with --weights other than the shipped: the "
                     "config's other members beside them (a candidate measured as it would ship)")  # fmt: skip
     ap.add_argument("--direction", action=argparse.BooleanOptionalAction, default=None,
@@ -84,7 +84,7 @@ def check_config(args: Any, raw: dict | None = None) -> dict:
         det["consensus"] = {"enabled": True}
     if getattr(args, "no_ensemble", False):
         det["ensemble"] = {"enabled": False}
-    elif getattr(args, "ensemble", False):
+    elif getattr(args, "with_members", False):
         det["ensemble"] = {"enabled": True}
     if getattr(args, "direction", None) is not None:
         det["direction"] = {"enabled": bool(args.direction)}

@@ -1,7 +1,7 @@
 """A whole area built at once: does the baseline's measured detail stay honest?
 
     .venv/bin/python benchmarks/bench_new_estate.py [--gsd 0.3 0.5] [--fraction 1.0]
-        [--detail-only] [--weights W [--ensemble] --min-score T] [--json out.json]
+        [--detail-only] [--weights W [--with-members] --min-score T] [--json out.json]
 
 The product measures what a baseline resolves against the flight
 (``ImageryPair.measure_baseline_detail``) and, where the baseline is coarser than

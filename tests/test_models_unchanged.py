@@ -195,8 +195,10 @@ def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     )
     assert (det.min_peak, ridges.min_peak) == (0.02, 0.0)  # the config's value reaches the test
     _, info = _model_of(det, 0.1)
+    u = BuildwatchConfig().detector.unchanged
+    lean = f",lean_agree={u.lean_agree},lean_min_ncc={u.lean_min_ncc:g}" if u.lean_agree else ""
     assert info.name == (  # whatever runs inside it (the shipped ensemble), then the test
-        f"{_model_of(plain, 0.1)[1].name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
+        f"{_model_of(plain, 0.1)[1].name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02{lean})"
     )
     both = load_detector(
         BuildwatchConfig.model_validate(
@@ -269,3 +271,70 @@ def test_calibrate_joins_touching_outlines_as_the_leads_stage_does(monkeypatch, 
     gsd = float(ChangeDetector.load(None, device="cpu").card.working_gsd_m)
     gap = BuildwatchConfig().filters.dissolve_gap_m
     assert seen and seen[0]["join_gap_px"] == pytest.approx(gap / gsd) and gap > 0
+
+
+class Several:
+    """Finds the given boxes on every tile, score 0.9 each, no outlines."""
+
+    card = Fixed.card
+
+    def __init__(self, boxes: list[np.ndarray]) -> None:
+        self.boxes = np.stack(boxes).astype(np.float32)
+
+    def predict(self, images, conf=0.25):
+        n = len(self.boxes)
+        one = Candidates(self.boxes, np.full(n, 0.9, np.float32), np.zeros(n, np.int64))
+        return [one for _ in images]
+
+
+NOISE = 30.0  # grey levels of blotchy repaint on each baseline roof
+
+
+def _leaning_scene(directions: list[tuple[int, int]], seed: int = 3):
+    """Five standing roofs on one 256 px tile; in the baseline each is moved by its direction
+    (px) and repainted in blotches, so no single match reaches 0.8."""
+    rng = np.random.default_rng(seed)
+    flight = _ground(seed, 256)
+    baseline = flight.copy()
+    spots = [(20, 20), (20, 140), (110, 80), (190, 20), (190, 170)]
+    boxes = []
+    for (y, x), (dy, dx) in zip(spots, directions, strict=True):
+        flight = _roof(flight, y, x)
+        baseline = _roof(baseline, y + dy, x + dx)
+        patch = baseline[y + dy : y + dy + 24, x + dx : x + dx + 30]
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (24, 30)).astype(np.float32), (0, 0), 1.5)
+        patch[:] = np.clip(patch + (NOISE * noise / noise.std())[..., None], 0, 255)
+        boxes.append(np.array([x, y, x + 30, y + 24], np.float32))  # the roof itself
+    return np.concatenate([flight, baseline], axis=2), boxes
+
+
+def test_roofs_that_all_lean_one_way_are_dropped_together_and_alone_are_kept():
+    """The lean consensus: standing roofs of an off-nadir baseline lean the same way; each alone
+    matches under 0.8, so only their agreement drops them. Roofs moved every which way (a true
+    change's best matches are scattered) are kept."""
+    tile, boxes = _leaning_scene([(4, 6), (5, 8), (3, 5), (4, 7), (5, 7)])
+    matches = [best_match(tile, b, 15) for b in boxes]
+    assert all(m < 0.8 for m in matches)  # the test alone keeps every one
+    (alone,) = UnchangedFilter(Several(boxes)).predict([tile])
+    assert len(alone) == 5
+    (together,) = UnchangedFilter(Several(boxes), lean_agree=3).predict([tile])
+    assert len(together) == 0
+    scattered, boxes2 = _leaning_scene([(0, 7), (7, 0), (0, -7), (-7, 0), (5, 5)])
+    (kept,) = UnchangedFilter(Several(boxes2), lean_agree=3).predict([scattered])
+    assert len(kept) == 5
+
+
+def test_lean_consensus_counts_only_candidates_that_could_be_leads():
+    """Candidates under ``lean_from`` (below every lead threshold) do not vote."""
+    tile, boxes = _leaning_scene([(4, 6), (5, 8), (3, 5), (4, 7), (5, 7)])
+
+    class Faint(Several):
+        def predict(self, images, conf=0.25):
+            (c,) = super().predict(images[:1], conf)
+            c = Candidates(c.xyxy, np.array([0.9, 0.2, 0.2, 0.2, 0.9], np.float32), c.class_id)
+            return [c for _ in images]
+
+    (out,) = UnchangedFilter(Faint(boxes), lean_agree=3, lean_from=0.3).predict([tile])
+    assert len(out) == 5  # only one other voter at >= 0.3 for each: no consensus
+    (out,) = UnchangedFilter(Faint(boxes), lean_agree=3, lean_from=0.1).predict([tile])
+    assert len(out) == 0
