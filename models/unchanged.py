@@ -37,7 +37,7 @@ import numpy as np
 
 from models.candidates import Candidates
 
-__all__ = ["UnchangedFilter", "best_match", "lean_consensus", "match_summary"]
+__all__ = ["LeanConsensus", "UnchangedFilter", "best_match", "lean_consensus", "match_summary"]
 
 #: brightness blur (px at the working GSD) applied to both dates before matching
 BLUR_PX = 1.5
@@ -247,9 +247,6 @@ class UnchangedFilter:
         min_ncc: float = 0.8,
         outlines: bool = True,
         min_peak: float = MIN_PEAK,
-        lean_agree: int = 0,
-        lean_min_ncc: float = 0.6,
-        lean_from: float = 0.0,
     ) -> None:
         if not radius_m >= 0:
             raise ValueError(f"unchanged radius_m must be >= 0, got {radius_m!r}")
@@ -257,21 +254,13 @@ class UnchangedFilter:
             raise ValueError(f"unchanged min_ncc must be in (0, 1], got {min_ncc!r}")
         if not 0 <= min_peak <= 1:
             raise ValueError(f"unchanged min_peak must be in [0, 1], got {min_peak!r}")
-        if lean_agree < 0:
-            raise ValueError(f"unchanged lean_agree must be >= 0, got {lean_agree!r}")
-        if not 0 < lean_min_ncc <= 1:
-            raise ValueError(f"unchanged lean_min_ncc must be in (0, 1], got {lean_min_ncc!r}")
         self.detector = detector
-        self.lean_agree = int(lean_agree)
-        self.lean_min_ncc = float(lean_min_ncc)
-        self.lean_from = float(lean_from)
         self.radius_m = float(radius_m)
         self.min_ncc = float(min_ncc)
         self.min_peak = float(min_peak)
         self.outlines = bool(outlines)
         gsd = float(getattr(getattr(detector, "card", None), "working_gsd_m", None) or 0.2)
         self.radius_px = int(round(self.radius_m / gsd))
-        self.lean_min_shift_px = LEAN_MIN_SHIFT_M / gsd
 
     def __getattr__(self, name: str) -> Any:
         if name == "detector":  # not set yet (e.g. while unpickling): no recursion
@@ -281,10 +270,7 @@ class UnchangedFilter:
     @property
     def unchanged(self) -> dict[str, float]:
         """The settings, for provenance."""
-        out = {"radius_m": self.radius_m, "min_ncc": self.min_ncc, "min_peak": self.min_peak}
-        if self.lean_agree:
-            out |= {"lean_agree": self.lean_agree, "lean_min_ncc": self.lean_min_ncc}
-        return out
+        return {"radius_m": self.radius_m, "min_ncc": self.min_ncc, "min_peak": self.min_peak}
 
     def predict(
         self, images: Sequence[np.ndarray], conf: float = 0.25, **kwargs: Any
@@ -294,19 +280,80 @@ class UnchangedFilter:
         for i, (tile, cands) in enumerate(zip(images, out, strict=True)):
             if len(cands):
                 shapes = cands.outline if self.outlines else [None] * len(cands)
-                found = np.array([
-                    match_summary(tile, b, self.radius_px, o, min_peak=self.min_peak)
+                match = np.array([
+                    best_match(tile, b, self.radius_px, o, min_peak=self.min_peak)
                     for b, o in zip(cands.xyxy, shapes, strict=True)
-                ], np.float64).reshape(-1, 4)  # fmt: skip
-                drop = found[:, 0] >= self.min_ncc
-                if self.lean_agree:
-                    drop |= lean_consensus(
-                        found[:, 1],
-                        found[:, 2:4],
-                        np.asarray(cands.score) >= self.lean_from,
-                        self.lean_min_ncc,
-                        self.lean_min_shift_px,
-                        self.lean_agree,
-                    )
-                out[i] = cands[~drop]
+                ])  # fmt: skip
+                out[i] = cands[match < self.min_ncc]
+        return out
+
+
+class LeanConsensus:
+    """A detector whose candidates do not lean with the others of their tile.
+
+    A satellite or aerial baseline is taken from one side, so every standing roof in it leans
+    the same way (away from the sensor), further the taller the building. A candidate whose best
+    baseline match (:func:`match_summary`, at least ``min_ncc``) lies ``LEAN_MIN_SHIFT_M`` or
+    more off in a direction that at least ``agree`` other candidates of the same tile share
+    (:func:`lean_consensus`; voters score at least ``from_score``) is such a roof, and is
+    dropped. It runs last (after the direction test), on the candidates left. Opt-in
+    (``detector.unchanged.lean_agree``; model card, *Roofs that lean one way*).
+    """
+
+    def __init__(
+        self,
+        detector: Any,
+        agree: int = 3,
+        min_ncc: float = 0.6,
+        from_score: float = 0.0,
+        radius_m: float = 3.0,
+        outlines: bool = True,
+    ) -> None:
+        if agree < 1:
+            raise ValueError(f"lean consensus agree must be >= 1, got {agree!r}")
+        if not 0 < min_ncc <= 1:
+            raise ValueError(f"lean consensus min_ncc must be in (0, 1], got {min_ncc!r}")
+        if not radius_m >= 0:
+            raise ValueError(f"lean consensus radius_m must be >= 0, got {radius_m!r}")
+        self.detector = detector
+        self.agree = int(agree)
+        self.min_ncc = float(min_ncc)
+        self.from_score = float(from_score)
+        self.outlines = bool(outlines)
+        gsd = float(getattr(getattr(detector, "card", None), "working_gsd_m", None) or 0.2)
+        self.radius_px = int(round(float(radius_m) / gsd))
+        self.min_shift_px = LEAN_MIN_SHIFT_M / gsd
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "detector":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.detector, name)
+
+    @property
+    def lean(self) -> dict[str, float]:
+        """The settings, for provenance."""
+        return {"agree": self.agree, "min_ncc": self.min_ncc}
+
+    def predict(
+        self, images: Sequence[np.ndarray], conf: float = 0.25, **kwargs: Any
+    ) -> list[Candidates]:
+        """The wrapped detector's candidates on ``images`` that do not lean with the others."""
+        out = list(self.detector.predict(images, conf=conf, **kwargs))
+        for i, (tile, cands) in enumerate(zip(images, out, strict=True)):
+            if len(cands) <= self.agree:
+                continue
+            shapes = cands.outline if self.outlines else [None] * len(cands)
+            found = np.array([
+                match_summary(tile, b, self.radius_px, o)
+                for b, o in zip(cands.xyxy, shapes, strict=True)
+            ], np.float64).reshape(-1, 4)  # fmt: skip
+            drop = lean_consensus(
+                found[:, 1],
+                found[:, 2:4],
+                np.asarray(cands.score) >= self.from_score,
+                self.min_ncc,
+                self.min_shift_px,
+                self.agree,
+            )
+            out[i] = cands[~drop]
         return out

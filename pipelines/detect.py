@@ -205,7 +205,7 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     """``detector`` with what ``config.detector`` switches on around it: the other members of a
     model ensemble (:mod:`models.ensemble`), scale consensus (:mod:`models.consensus`), the
     unchanged-structure test (:mod:`models.unchanged`), then the direction test
-    (:mod:`models.direction`).
+    (:mod:`models.direction`), then (opt-in) the unchanged test's lean consensus.
     Everything that runs the detector for the product or measures it goes through here."""
     from models.ensemble import ModelEnsemble
 
@@ -248,15 +248,7 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
     if u.enabled:
         from models.unchanged import UnchangedFilter
 
-        detector = UnchangedFilter(
-            detector,
-            u.radius_m,
-            u.min_ncc,
-            min_peak=u.min_peak,
-            lean_agree=u.lean_agree,
-            lean_min_ncc=u.lean_min_ncc,
-            lean_from=min(config.filters.min_score.values(), default=0.0),
-        )
+        detector = UnchangedFilter(detector, u.radius_m, u.min_ncc, min_peak=u.min_peak)
     d = config.detector.direction
     if d.enabled:
         from models.direction import DirectionTest
@@ -265,6 +257,12 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
         # runs the detector without the unchanged test, so the order changes no decision
         lowest = min(config.filters.min_score.values(), default=0.0)
         detector = DirectionTest(detector, d.margin, d.min_iou, from_score=lowest, looks=looks)
+    if u.enabled and u.lean_agree:
+        from models.unchanged import LeanConsensus
+
+        # last: the voters are the candidates every other test has kept
+        lowest = min(config.filters.min_score.values(), default=0.0)
+        detector = LeanConsensus(detector, u.lean_agree, u.lean_min_ncc, lowest, u.radius_m)
     return detector
 
 
@@ -330,6 +328,7 @@ def _model_of(predict: Any, conf: float) -> tuple[Predict, ModelInfo]:
             "consensus",
             "unchanged",
             "direction",
+            "lean",
         ):  # the wrappers of wrap_detector, in the order it applies them
             settings = getattr(predict, extra, None)
             if isinstance(settings, dict):  # say so in provenance

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from models.candidates import Candidates
-from models.unchanged import UnchangedFilter, best_match
+from models.unchanged import LeanConsensus, UnchangedFilter, best_match
 from pipelines.config import BuildwatchConfig
 
 GSD = 0.2  # the card's working GSD; 3 m = 15 px
@@ -195,10 +195,8 @@ def test_the_pipeline_wraps_the_detector_and_says_so_in_provenance():
     )
     assert (det.min_peak, ridges.min_peak) == (0.02, 0.0)  # the config's value reaches the test
     _, info = _model_of(det, 0.1)
-    u = BuildwatchConfig().detector.unchanged
-    lean = f",lean_agree={u.lean_agree},lean_min_ncc={u.lean_min_ncc:g}" if u.lean_agree else ""
     assert info.name == (  # whatever runs inside it (the shipped ensemble), then the test
-        f"{_model_of(plain, 0.1)[1].name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02{lean})"
+        f"{_model_of(plain, 0.1)[1].name}+unchanged(radius_m=3,min_ncc=0.8,min_peak=0.02)"
     )
     both = load_detector(
         BuildwatchConfig.model_validate(
@@ -317,10 +315,10 @@ def test_roofs_that_all_lean_one_way_are_dropped_together_and_alone_are_kept():
     assert all(m < 0.8 for m in matches)  # the test alone keeps every one
     (alone,) = UnchangedFilter(Several(boxes)).predict([tile])
     assert len(alone) == 5
-    (together,) = UnchangedFilter(Several(boxes), lean_agree=3).predict([tile])
+    (together,) = LeanConsensus(UnchangedFilter(Several(boxes)), agree=3).predict([tile])
     assert len(together) == 0
     scattered, boxes2 = _leaning_scene([(0, 7), (7, 0), (0, -7), (-7, 0), (5, 5)])
-    (kept,) = UnchangedFilter(Several(boxes2), lean_agree=3).predict([scattered])
+    (kept,) = LeanConsensus(Several(boxes2), agree=3).predict([scattered])
     assert len(kept) == 5
 
 
@@ -334,7 +332,22 @@ def test_lean_consensus_counts_only_candidates_that_could_be_leads():
             c = Candidates(c.xyxy, np.array([0.9, 0.2, 0.2, 0.2, 0.9], np.float32), c.class_id)
             return [c for _ in images]
 
-    (out,) = UnchangedFilter(Faint(boxes), lean_agree=3, lean_from=0.3).predict([tile])
+    (out,) = LeanConsensus(Faint(boxes), agree=3, from_score=0.3).predict([tile])
     assert len(out) == 5  # only one other voter at >= 0.3 for each: no consensus
-    (out,) = UnchangedFilter(Faint(boxes), lean_agree=3, lean_from=0.1).predict([tile])
+    (out,) = LeanConsensus(Faint(boxes), agree=3, from_score=0.1).predict([tile])
     assert len(out) == 0
+
+
+def test_lean_consensus_is_opt_in_runs_last_and_says_so_in_provenance():
+    from pipelines.detect import _model_of, load_detector
+
+    assert BuildwatchConfig().detector.unchanged.lean_agree == 0  # off by default
+    assert not isinstance(load_detector(BuildwatchConfig()), LeanConsensus)
+    on = load_detector(
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"lean_agree": 3}}})
+    )
+    assert isinstance(on, LeanConsensus) and (on.agree, on.min_ncc, on.radius_px) == (3, 0.6, 15)
+    assert on.from_score == min(BuildwatchConfig().filters.min_score.values())
+    assert _model_of(on, 0.1)[1].name.endswith("+lean(agree=3,min_ncc=0.6)")
+    with pytest.raises(ValidationError):
+        BuildwatchConfig.model_validate({"detector": {"unchanged": {"lean_agree": -1}}})
