@@ -101,7 +101,7 @@ class UnchangedConfig(_Strict):
         description="how much the match must fall 0.4 m off in every direction (0: ridges count)",
     )
     lean_agree: int = Field(
-        3,
+        0,
         ge=0,
         le=50,
         description="lean consensus: also drop a candidate whose best baseline match lies 0.4 m or "
