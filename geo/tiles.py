@@ -176,6 +176,22 @@ def detail_gsd(
     return float(DETAIL_LADDER_M[-1])
 
 
+def match_at(declared_m: float, resolved_m: float, full_to_m: float | None) -> float:
+    """The GSD (m) to see the flight at against a baseline that declares ``declared_m`` and
+    resolves ``resolved_m``: fully (``resolved_m``) up to ``full_to_m``; beyond, half-way in log
+    GSD between the two, never finer than ``full_to_m`` (None: always fully).
+
+    >>> match_at(0.3, 0.5, 0.6), match_at(0.5, 0.93, 0.6), match_at(0.4, 0.76, 0.6)
+    (0.5, 0.682, 0.6)
+    >>> match_at(0.5, 0.93, None), match_at(0.8, 0.8, 0.6)
+    (0.93, 0.8)
+    """
+    if full_to_m is None or resolved_m <= full_to_m or not declared_m > 0:
+        return resolved_m
+    half = declared_m * (resolved_m / declared_m) ** 0.5
+    return round(min(resolved_m, max(full_to_m, half)), 3)
+
+
 def match_gsd_for(
     native_gsd_m: dict[str, float], work_gsd: float, above_m: float | None
 ) -> float | None:
@@ -434,6 +450,7 @@ def open_pair(
     max_flight_gsd_m: float | None = None,
     max_baseline_gsd_m: float | None = None,
     match_baseline_above_m: float | None = None,
+    match_full_to_m: float | None = None,
 ) -> ImageryPair:
     """Open, validate, co-register and normalise a flight/baseline pair on a working grid.
 
@@ -461,7 +478,8 @@ def open_pair(
     resolution is its detail measured against the flight
     (:meth:`ImageryPair.measure_baseline_detail`) where that is more than ``DETAIL_MARGIN`` times
     its declared pixel, else the declared pixel: a resampled product declares a finer pixel than
-    it resolves.
+    it resolves. ``match_full_to_m``: the flight is matched fully to a baseline resolving up to
+    that, and beyond it half-way in log GSD (:func:`match_at`; None: always fully).
     """
     if coreg not in ("auto", "off"):
         raise ConfigError(f"coreg must be 'auto' or 'off', got {coreg!r}")
@@ -524,7 +542,10 @@ def open_pair(
         effective = dict(native)
         if detail is not None and detail > DETAIL_MARGIN * native["baseline"]:
             effective["baseline"] = detail
-        pair.flight_seen_at_m = match_gsd_for(effective, gsd, match_baseline_above_m)
+        seen = match_gsd_for(effective, gsd, match_baseline_above_m)
+        if seen is not None:
+            seen = match_at(native["baseline"], seen, match_full_to_m)
+        pair.flight_seen_at_m = seen
         if pair.flight_seen_at_m is not None:
             log.info(
                 "%s: the flight is seen at the baseline's %.2f m (declared %.2f m, detail %s m; "

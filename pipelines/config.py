@@ -271,6 +271,13 @@ class InputConfig(_Strict):
         "resolves is not read as change (model card, Matching the flight to a coarse "
         "baseline); evidence chips keep the flight as flown; null: never",
     )
+    match_full_to_m: float | None = Field(
+        0.6,
+        gt=0,
+        description="the flight is matched fully to a baseline resolving up to this (m); beyond, "
+        "at least this and half-way in log GSD between the baseline's declared pixel and what it "
+        "resolves (model card, How far to match); null: always fully",
+    )
 
     def pair_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``geo.tiles.open_pair`` this section sets."""
@@ -279,6 +286,7 @@ class InputConfig(_Strict):
             "max_flight_gsd_m": self.max_flight_gsd_m,
             "max_baseline_gsd_m": self.max_baseline_gsd_m,
             "match_baseline_above_m": self.match_baseline_above_m,
+            "match_full_to_m": self.match_full_to_m,
         }
 
 
