@@ -272,7 +272,7 @@ class InputConfig(_Strict):
         "baseline); evidence chips keep the flight as flown; null: never",
     )
     match_full_to_m: float | None = Field(
-        0.6,
+        None,
         gt=0,
         description="the flight is matched fully to a baseline resolving up to this (m); beyond, "
         "at least this and half-way in log GSD between the baseline's declared pixel and what it "

@@ -325,6 +325,18 @@ def test_a_resampled_baseline_is_matched_by_the_detail_it_shows_not_the_pixel_it
         assert pair.flight_seen_at_m == pair.baseline_detail_gsd_m
     with open_pair(f, resampled, gsd=0.2, coreg="off", match_baseline_above_m=None) as pair:
         assert pair.flight_seen_at_m is None and pair.baseline_detail_gsd_m is None
+    # match_full_to_m: fully up to it; beyond, half-way in log GSD from the declared pixel
+    with open_pair(
+        f, resampled, gsd=0.2, coreg="off", match_baseline_above_m=0.4, match_full_to_m=0.3
+    ) as pair:
+        d = pair.baseline_detail_gsd_m
+        assert d is not None and d > 0.4
+        assert pair.flight_seen_at_m == pytest.approx(max(0.3, 0.2 * (d / 0.2) ** 0.5), abs=1e-3)
+        assert 0.3 <= pair.flight_seen_at_m < d
+    with open_pair(
+        f, resampled, gsd=0.2, coreg="off", match_baseline_above_m=0.4, match_full_to_m=2.0
+    ) as pair:
+        assert pair.flight_seen_at_m == pair.baseline_detail_gsd_m  # resolves finer: fully
     twin = write_epoch(tmp_path / "twin.tif", world, wt)
     with open_pair(f, twin, gsd=0.2, coreg="off", match_baseline_above_m=0.4) as pair:
         assert pair.baseline_detail_gsd_m is not None and pair.baseline_detail_gsd_m < 0.25
