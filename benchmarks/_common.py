@@ -54,8 +54,9 @@ def bench_tiles(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
 
 
 def add_check_flags(ap: Any) -> None:
-    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--no-ensemble``, ``--with-members`` and
-    ``--direction`` / ``--no-direction`` on an argparse parser."""
+    """``--consensus``, ``--unchanged [MIN_NCC]`` / ``--no-unchanged``, ``--no-ensemble``,
+    ``--with-members``, ``--wholes`` and ``--direction`` / ``--no-direction`` on an argparse
+    parser."""
     ap.add_argument("--consensus", action="store_true",
                     help="scale consensus on (detector.consensus defaults; models/consensus.py)")  # fmt: skip
     ap.add_argument("--unchanged", nargs="?", type=float, const=-1.0, default=None,
@@ -71,6 +72,8 @@ def add_check_flags(ap: Any) -> None:
     ap.add_argument("--with-members", action="store_true",
                     help="detector.ensemble on even with --weights other than the shipped: the "
                     "config's other members beside them (a candidate measured as it would ship)")  # fmt: skip
+    ap.add_argument("--wholes", action="store_true",
+                    help="whole over parts on (detector.ensemble.wholes; models/ensemble.py)")  # fmt: skip
     ap.add_argument("--direction", action=argparse.BooleanOptionalAction, default=None,
                     help="the direction test on / off (detector.direction; models/direction.py) "
                     "[default: as the config has it: on]")  # fmt: skip
@@ -86,6 +89,8 @@ def check_config(args: Any, raw: dict | None = None) -> dict:
         det["ensemble"] = {"enabled": False}
     elif getattr(args, "with_members", False):
         det["ensemble"] = {"enabled": True}
+    if getattr(args, "wholes", False):
+        det.setdefault("ensemble", {})["wholes"] = {"enabled": True}
     if getattr(args, "direction", None) is not None:
         det["direction"] = {"enabled": bool(args.direction)}
     if args.no_unchanged:
@@ -102,4 +107,5 @@ def checks_label(config: Any) -> dict:
     d = config.detector
     return {"ensemble": d.ensemble.enabled, "consensus": d.consensus.enabled,  # None: auto
             "unchanged": d.unchanged.min_ncc if d.unchanged.enabled else None,
-            "direction": d.direction.enabled}  # fmt: skip
+            "direction": d.direction.enabled,
+            "wholes": d.ensemble.wholes.enabled}  # fmt: skip

@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/bench_baseline_detail.py [--json out.json]
 
-Opens every pair the detector sets use (the synthetic test and other-season districts, WHU-CD,
-WHU-CD read at 0.2 m and DSIFN-CD at 0.5 m, as ``bench_real_pairs.py`` reads them) with the default config's ``open_pair`` settings and prints each
+Opens every pair the detector sets use (the synthetic test and other-season districts, WHU-CD
+read at 0.2 m and DSIFN-CD at 0.5 m, as ``bench_real_pairs.py`` reads them) as ``detect`` opens
+them with the default config and the shipped weights (the same ``open_pair`` settings, and the
+baseline's colours matched or not as ``pipelines.detect.radiometric_mode`` says for the shipped
+model card; ``--radiometric`` forces one) and prints each
 epoch's declared native GSD, the baseline's *detail GSD* measured against the flight
 (``ImageryPair.measure_baseline_detail``), the GSD the flight is then seen at (None: as flown)
 and how long the measurement took. Nothing is detected; validation sets are only opened.
@@ -28,15 +31,29 @@ DATA = HERE.parent.parent / "shared" / "data"
 ROOT = Path(tempfile.gettempdir()) / "buildwatch-bench"
 
 
-def _row(name: str, flight: Path, baseline: Path, config: BuildwatchConfig) -> dict:
+def shipped_radiometric(config: BuildwatchConfig) -> str:
+    """How ``detect`` treats the baseline's colours with ``config`` and the shipped weights."""
+    from models.detector import DEFAULT_WEIGHTS, read_card
+    from pipelines.detect import ModelInfo, radiometric_mode
+
+    card = read_card(DEFAULT_WEIGHTS.with_suffix(".yaml"))
+    info = ModelInfo(baseline_radiometry=getattr(card, "baseline_radiometry", None))
+    return radiometric_mode(config, info)
+
+
+def _row(
+    name: str, flight: Path, baseline: Path, config: BuildwatchConfig, radiometric: str
+) -> dict:
     kwargs = config.coreg.pair_kwargs() | config.input.pair_kwargs()
     t0 = time.perf_counter()
-    with open_pair(flight, baseline, gsd=config.tiling.gsd or 0.2, **kwargs) as pair:
+    gsd = config.tiling.gsd or 0.2
+    with open_pair(flight, baseline, gsd=gsd, radiometric=radiometric, **kwargs) as pair:
         opened = time.perf_counter() - t0
         t1 = time.perf_counter()
         pair.measure_baseline_detail()  # once more, timed alone
         row = {
             "pair": name,
+            "radiometric": radiometric,
             "declared": pair.native_gsd_m,
             "detail_m": pair.baseline_detail_gsd_m,
             "flight_seen_at_m": pair.flight_seen_at_m,
@@ -50,8 +67,12 @@ def _row(name: str, flight: Path, baseline: Path, config: BuildwatchConfig) -> d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--radiometric", choices=["histogram", "off"], default=None,
+                    help="open the pairs so (default: as detect opens them for the shipped "
+                    "weights)")  # fmt: skip
     args = ap.parse_args()
     config = BuildwatchConfig()
+    radiometric = args.radiometric or shipped_radiometric(config)
     rows = []
     for changes, seeds in ((True, (1001, 2002, 3003)), (False, (5001, 5002, 5003))):
         for seed in seeds:
@@ -59,7 +80,7 @@ def main() -> None:
                 ROOT / ("districts" if changes else "nochange"), seed, 800.0, 0.1, changes
             )
             name = f"synthetic {'test' if changes else 'other-season'} {seed}"
-            rows.append(_row(name, d / "flight.tif", d / "baseline.tif", config))
+            rows.append(_row(name, d / "flight.tif", d / "baseline.tif", config, radiometric))
     from geo.pairsets import georeference_pair, list_pairs
 
     for set_name, gsd in (("whu-cd", 0.2), ("dsifn-cd", 0.5)):  # as bench_real_pairs reads them
@@ -70,7 +91,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for p in list_pairs(root):
                 gp = georeference_pair(root, p, Path(tmp) / Path(p).stem, gsd)
-                rows.append(_row(f"{set_name} {Path(p).stem}", gp.flight, gp.baseline, config))
+                rows.append(
+                    _row(f"{set_name} {Path(p).stem}", gp.flight, gp.baseline, config, radiometric)
+                )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

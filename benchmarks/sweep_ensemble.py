@@ -13,7 +13,8 @@ choose.
     python benchmarks/sweep_ensemble.py --member runs/…/buildwatch-cd-efflite0-siamese-seg.pt \\
         [--member another.pt …] --variants 3,1 2,1 3,2 1,1 [--main W.pt] [--thresholds 0.25 0.3 …] \\
         [--chips runs/calibrate/fairdrone/images/val runs/calibrate/synthetic/images/val] \\
-        [--sets synthetic whu dsifn nochange-syn nochange-real] [--direction] [--json out.json]
+        [--sets synthetic whu dsifn nochange-syn nochange-real] [--direction] [--wholes] \\
+        [--json out.json]
 
 With several ``--member`` files each variant gives one weight per detector, the main one first
 (``3,3,2``: main, first member, second member).
@@ -105,6 +106,8 @@ def main() -> None:
         default=None,
         help="the direction test on / off (detector.direction) [default: as the config: on]",
     )
+    ap.add_argument("--wholes", action="store_true",
+                    help="whole over parts on (detector.ensemble.wholes at its defaults)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -124,13 +127,20 @@ def main() -> None:
         {"filters": {"min_score": {"new_building": 0.0, "construction": 0.0}}} | on
     )
     rows: list[dict[str, Any]] = []
+    wholes = None
+    if args.wholes:
+        from models.ensemble import Wholes
+
+        w = config.detector.ensemble.wholes
+        wholes = Wholes(min_parts=w.min_parts, inside=w.inside, min_score=w.min_score,
+                        min_cover=w.min_cover)  # fmt: skip
     for variant in args.variants:
         weights = [float(x) for x in variant.split(",")]
         if len(weights) != 1 + len(members):
             raise SystemExit(f"--variants {variant}: give {1 + len(members)} weights, the main "
                              f"detector's first, one per --member after it")  # fmt: skip
         t0 = time.perf_counter()
-        ensemble = ModelEnsemble([main_det, *members], weights=weights)
+        ensemble = ModelEnsemble([main_det, *members], weights=weights, wholes=wholes)
         # calibration measures every threshold from 0, as `buildwatch calibrate` does: no gate
         # touching outlines joined as the leads stage joins them, as `buildwatch calibrate` counts
         join = every.filters.dissolve_gap_m / 0.2

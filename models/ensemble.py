@@ -35,6 +35,7 @@ primary: ``card``, ``weights`` and everything else but :meth:`predict` are its.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ import shapely
 from models.candidates import Candidates
 from models.consensus import candidate_geometries
 
-__all__ = ["ModelEnsemble"]
+__all__ = ["ModelEnsemble", "Wholes"]
 
 
 class ModelEnsemble:
@@ -57,6 +58,7 @@ class ModelEnsemble:
         member_conf: float = 0.05,
         gate: float | None = None,
         front: int = 1,
+        wholes: Wholes | None = None,
     ) -> None:
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 detectors, got {len(members)}")
@@ -78,6 +80,7 @@ class ModelEnsemble:
             )
         _check_alike(members)
         self.members = list(members)
+        self.wholes = wholes
         total = sum(w)
         self.member_weights = [x / total for x in w]
         self.min_iou = float(min_iou)
@@ -98,6 +101,8 @@ class ModelEnsemble:
         out = {f"w{i}": round(w, 4) for i, w in enumerate(self.member_weights)}
         out |= {"min_iou": self.min_iou, "member_conf": self.member_conf}
         out = out if self.front == 1 else out | {"front": self.front}
+        if self.wholes is not None:
+            out |= {f"whole_{k}": v for k, v in self.wholes.settings().items()}
         return out if self.gate is None else out | {"gate": self.gate}
 
     @property
@@ -184,22 +189,125 @@ class ModelEnsemble:
                 if union > 0 and inter / union >= self.min_iou:
                     members[g][int(owner[j])] = int(j)
                     group[j] = g
-        keep, scores = [], []
-        for found in members:
-            fused = sum(self.member_weights[k] * float(pool.score[j]) for k, j in found.items())
-            if fused < conf:
-                continue
-            lead = found[0] if 0 in found else max(found.values(), key=lambda j: pool.score[j])
-            keep.append(lead)
-            scores.append(fused)
+        fused = [
+            sum(self.member_weights[k] * float(pool.score[j]) for k, j in found.items())
+            for found in members
+        ]
+        lead = [
+            found[0] if 0 in found else max(found.values(), key=lambda j: pool.score[j])
+            for found in members
+        ]
+        class_of = [int(pool.class_id[j]) for j in lead]
+        if self.wholes is not None:
+            for whole, parts in self.wholes.find(pool, owner, geoms, members, fused):
+                joined = [whole, *parts]
+                best = max(joined, key=lambda g: fused[g])
+                class_of[whole] = class_of[best]
+                fused[whole] = fused[best]
+                lead[whole] = self.wholes.outline_of(members[whole], pool)
+                for g in parts:
+                    fused[g] = -1.0  # joined into the whole
+        keep = [g for g in range(len(members)) if fused[g] >= conf]
         if not keep:
             return Candidates.empty()
-        idx = np.asarray(keep)
-        out = pool[idx]
-        return Candidates(
-            out.xyxy, np.clip(np.asarray(scores, np.float32), 0, 1), out.class_id, out.tile_id,
-            out.outline,
-        )  # fmt: skip
+        out = pool[np.asarray([lead[g] for g in keep])]
+        scores = np.clip(np.asarray([fused[g] for g in keep], np.float32), 0, 1)
+        classes = np.asarray([class_of[g] for g in keep], out.class_id.dtype)
+        return Candidates(out.xyxy, scores, classes, out.tile_id, out.outline)
+
+
+@dataclass(frozen=True)
+class Wholes:
+    """Join the main detector's parts of one structure under another member's whole outline.
+
+    The main detector may outline one building as two to four roof planes, each overlapping
+    another member's outline of the whole building at IoU below ``min_iou``, so the whole forms a
+    group of its own worth only its member's weight. A candidate of a member other than the main
+    detector (index 0), scoring at least ``min_score``, in a group without a main-detector
+    candidate, is a *whole* when at least ``min_parts`` groups that hold one have at least
+    ``inside`` of the main detector's outline inside it, and those outlines cover at least
+    ``min_cover`` of it. Those groups and the whole's become one: the whole's outline, the best
+    group's class and fused score (no score is raised). Wholes are taken best score first; a
+    group joins at most one (model card, *A whole building over its parts*).
+
+    >>> from shapely import box
+    >>> geoms = np.array([box(0, 0, 10, 10), box(0, 0, 4, 10), box(6, 0, 10, 10)], dtype=object)
+    >>> pool = Candidates(np.array([[0, 0, 10, 10], [0, 0, 4, 10], [6, 0, 10, 10]], np.float32),
+    ...                   np.array([0.6, 0.5, 0.4], np.float32), np.zeros(3, np.int64))
+    >>> owner = np.array([2, 0, 0])
+    >>> Wholes().find(pool, owner, geoms, [{2: 0}, {0: 1}, {0: 2}], [0.15, 0.375, 0.3])
+    [(0, [1, 2])]
+    """
+
+    min_parts: int = 2
+    inside: float = 0.6
+    min_score: float = 0.25
+    min_cover: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.min_parts < 1:
+            raise ValueError(f"wholes min_parts must be >= 1, got {self.min_parts!r}")
+        for name in ("inside", "min_score", "min_cover"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ValueError(f"wholes {name} must be in [0, 1], got {v!r}")
+
+    def settings(self) -> dict[str, float]:
+        return {"parts": self.min_parts, "inside": self.inside, "score": self.min_score,
+                "cover": self.min_cover}  # fmt: skip
+
+    @staticmethod
+    def outline_of(found: dict[int, int], pool: Candidates) -> int:
+        """The whole group's outline: its best candidate of a member other than the main one."""
+        return max((j for k, j in found.items() if k != 0), key=lambda j: pool.score[j])
+
+    def find(
+        self,
+        pool: Candidates,
+        owner: np.ndarray,
+        geoms: np.ndarray,
+        groups: list[dict[int, int]],
+        fused: list[float],
+    ) -> list[tuple[int, list[int]]]:
+        """(whole group, [part groups]) pairs among ``groups`` (member -> pool index)."""
+        main_of = {g: found[0] for g, found in enumerate(groups) if 0 in found}
+        if len(main_of) < self.min_parts:
+            return []
+        part_groups = np.asarray(list(main_of), dtype=np.int64)
+        row_of = {int(g): i for i, g in enumerate(part_groups)}
+        part_geoms = geoms[np.asarray([main_of[int(g)] for g in part_groups], dtype=np.int64)]
+        part_area = shapely.area(part_geoms)
+        tree = shapely.STRtree(part_geoms)
+        candidates = [
+            (float(pool.score[self.outline_of(found, pool)]), g)
+            for g, found in enumerate(groups)
+            if 0 not in found
+        ]
+        taken: set[int] = set()
+        out: list[tuple[int, list[int]]] = []
+        for score, g in sorted(candidates, key=lambda t: (-t[0], t[1])):
+            if score < self.min_score or g in taken:
+                continue
+            w = geoms[self.outline_of(groups[g], pool)]
+            near = tree.query(w, predicate="intersects")
+            parts = [
+                int(part_groups[i])
+                for i in near
+                if int(part_groups[i]) not in taken
+                and part_area[i] > 0
+                and shapely.area(shapely.intersection(part_geoms[i], w))
+                >= self.inside * part_area[i]
+            ]
+            if len(parts) < self.min_parts:
+                continue
+            union = shapely.union_all(part_geoms[[row_of[p] for p in parts]])
+            if shapely.area(shapely.intersection(union, w)) < self.min_cover * shapely.area(w):
+                continue
+            parts.sort()
+            taken.update(parts)
+            taken.add(g)
+            out.append((g, parts))
+        return out
 
 
 def _check_alike(members: Sequence[Any]) -> None:

@@ -139,6 +139,24 @@ DEFAULT_MEMBER_WEIGHTS = (3.0, 3.0, 2.0)
 DEFAULT_FRONT = 2
 
 
+class WholesConfig(_Strict):
+    """Whole over parts (:class:`models.ensemble.Wholes`): where another member outlines a whole
+    structure that the main detector outlines as parts, the whole's outline is the lead. Off by
+    default; measured on the model card (*A whole building over its parts*)."""
+
+    enabled: bool = False
+    min_parts: int = Field(2, ge=1, le=20, description="main-detector parts a whole must hold")
+    inside: float = Field(
+        0.6, ge=0, le=1, description="share of a part's outline that must lie inside the whole"
+    )
+    min_score: float = Field(
+        0.25, ge=0, le=1, description="the whole's own member score at least this"
+    )
+    min_cover: float = Field(
+        0.2, ge=0, le=1, description="share of the whole the parts must cover together"
+    )
+
+
 class EnsembleConfig(_Strict):
     """Model ensemble (:mod:`models.ensemble`): more detectors look at each tile and a
     candidate's score is the weighted mean of theirs (0 where one found nothing). On with the
@@ -171,6 +189,7 @@ class EnsembleConfig(_Strict):
         ge=1,
         description="how many detectors, the main one first, look at every tile",
     )
+    wholes: WholesConfig = Field(default_factory=WholesConfig)
 
     @field_validator("gate")
     @classmethod

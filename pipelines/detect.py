@@ -223,6 +223,7 @@ def wrap_detector(detector: Any, config: BuildwatchConfig) -> Any:
                 min_iou=e.min_iou,
                 member_conf=e.member_conf,
                 front=e.front,
+                wholes=_wholes(e.wholes),
             )
         except ValueError as exc:
             raise ConfigError(f"detector.ensemble: {exc}") from exc
@@ -288,6 +289,16 @@ def _is_shipped(detector: Any) -> bool:
         return w is not None and Path(w).resolve() == DEFAULT_WEIGHTS.resolve()
     except (OSError, TypeError):
         return False
+
+
+def _wholes(w: Any) -> Any:
+    """``detector.ensemble.wholes`` as :class:`models.ensemble.Wholes`, or None when off."""
+    if not w.enabled:
+        return None
+    from models.ensemble import Wholes
+
+    return Wholes(min_parts=w.min_parts, inside=w.inside, min_score=w.min_score,
+                  min_cover=w.min_cover)  # fmt: skip
 
 
 def _load_member(path: Path, config: BuildwatchConfig) -> Any:

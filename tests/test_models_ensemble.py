@@ -350,3 +350,88 @@ def test_a_run_below_the_threshold_the_gate_was_built_for_is_refused():
         _check_gate(ens, BuildwatchConfig.model_validate(low))
     ens.gate = None  # no gate: any threshold
     _check_gate(ens, BuildwatchConfig.model_validate(low))
+
+
+class Outlined:
+    """Returns fixed polygons (tile pixels) with their boxes, filtered by ``conf``."""
+
+    def __init__(self, polys, scores, classes=None):
+        self.polys = [np.asarray(p, np.float32) for p in polys]
+        self.scores = np.asarray(scores, np.float32)
+        self.classes = np.zeros(len(self.scores), np.int64) if classes is None else classes
+        self.card = type("Card", (), {"name": "outlined", "working_gsd_m": 0.2, "imgsz": 64})()
+
+    def predict(self, images, conf=0.25):
+        keep = np.flatnonzero(self.scores >= conf)
+        boxes = np.array([[*self.polys[i].min(0), *self.polys[i].max(0)] for i in keep],
+                         np.float32).reshape(-1, 4)  # fmt: skip
+        outl = np.empty(len(keep), object)
+        for n, i in enumerate(keep):
+            outl[n] = self.polys[i]
+        c = Candidates(boxes, self.scores[keep], np.asarray(self.classes)[keep], outline=outl)
+        return [c for _ in images]
+
+
+def _rect(x0, y0, x1, y1):
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def test_a_members_whole_house_replaces_the_main_detectors_roof_planes():
+    """Two roof planes the main detector outlines apart (each under IoU 0.3 with the house) and
+    the house another member outlines whole: one candidate, the whole's outline, the planes'
+    best fused score (never higher), the best plane's class; without ``wholes``, the planes."""
+    from models.ensemble import Wholes
+
+    main = Outlined([_rect(0, 0, 9, 20), _rect(11, 0, 20, 20)], [0.8, 0.6], classes=[1, 0])
+    other = Outlined([_rect(0, 0, 22, 30)], [0.7])  # IoU with each plane 0.27
+    (plain,) = ModelEnsemble([main, other], weights=[3, 1]).predict([TILE], conf=0.1)
+    assert len(plain) == 3  # two planes (0.6, 0.45) and the whole alone (0.175)
+    (out,) = ModelEnsemble([main, other], weights=[3, 1], wholes=Wholes()).predict(
+        [TILE], conf=0.1
+    )
+    assert len(out) == 1
+    assert out.xyxy.tolist() == [[0.0, 0.0, 22.0, 30.0]]
+    assert float(out.score[0]) == pytest.approx(0.75 * 0.8)  # the best plane's fused score
+    assert int(out.class_id[0]) == 1
+    # the threshold still applies to that score: nothing the planes could not reach appears
+    (none,) = ModelEnsemble([main, other], weights=[3, 1], wholes=Wholes()).predict(
+        [TILE], conf=0.61
+    )
+    assert len(none) == 0
+
+
+def test_a_whole_needs_its_parts_inside_and_enough_of_them_and_its_own_score():
+    from models.ensemble import Wholes
+
+    planes = Outlined([_rect(0, 0, 9, 20), _rect(11, 0, 20, 20)], [0.8, 0.6])
+
+    def fused(other, **kw):
+        (c,) = ModelEnsemble([planes, other], weights=[3, 1], wholes=Wholes(**kw)).predict(
+            [TILE], conf=0.04
+        )
+        return len(c)  # (a lone whole at 0.2 fuses to 0.05: it still shows)
+
+    assert fused(Outlined([_rect(0, 0, 22, 30)], [0.7])) == 1
+    assert fused(Outlined([_rect(0, 0, 22, 30)], [0.2])) == 3  # the whole scores < min_score
+    assert fused(Outlined([_rect(0, 0, 10, 64)], [0.7])) == 3  # one plane inside: not 2 parts
+    assert fused(Outlined([_rect(0, 0, 10, 64)], [0.7]), min_parts=1) == 2  # 1 part asked
+    # planes mostly outside the whole are not its parts
+    assert fused(Outlined([_rect(5, 0, 15, 64)], [0.7])) == 3
+    # parts covering under min_cover of a big whole (a block, not a house) stay apart
+    assert fused(Outlined([_rect(0, 0, 64, 64)], [0.7]), min_cover=0.2) == 3
+    assert fused(Outlined([_rect(0, 0, 64, 64)], [0.7]), min_cover=0.05) == 1
+    with pytest.raises(ValueError, match="inside must be in"):
+        Wholes(inside=1.5)
+
+
+def test_wholes_are_off_by_default_and_the_config_switches_them_on():
+    from pipelines.detect import load_detector
+
+    ens = load_detector(BuildwatchConfig()).detector.detector
+    assert isinstance(ens, ModelEnsemble) and ens.wholes is None
+    on = BuildwatchConfig.model_validate({"detector": {"ensemble": {"wholes": {"enabled": True}}}})
+    ens = load_detector(on).detector.detector
+    assert ens.wholes is not None and ens.wholes.min_parts == 2
+    assert "whole_parts" in ens.ensemble  # provenance names it
+    with pytest.raises(ValidationError, match="min_parts"):
+        BuildwatchConfig.model_validate({"detector": {"ensemble": {"wholes": {"min_parts": 0}}}})
