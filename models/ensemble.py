@@ -220,15 +220,15 @@ class ModelEnsemble:
 class Wholes:
     """Join the main detector's parts of one structure under another member's whole outline.
 
-    The main detector may outline one building as two to four roof planes, each overlapping
-    another member's outline of the whole building at IoU below ``min_iou``, so the whole forms a
-    group of its own worth only its member's weight. A candidate of a member other than the main
-    detector (index 0), scoring at least ``min_score``, in a group without a main-detector
-    candidate, is a *whole* when at least ``min_parts`` groups that hold one have at least
-    ``inside`` of the main detector's outline inside it, and those outlines cover at least
-    ``min_cover`` of it. Those groups and the whole's become one: the whole's outline, the best
-    group's class and fused score (no score is raised). Wholes are taken best score first; a
-    group joins at most one (model card, *A whole building over its parts*).
+    The main detector may outline one building as two to four roof planes; another member may
+    outline the whole building, grouped (IoU ≥ ``min_iou``) with the largest plane or with none,
+    and the other planes stay leads of their own. A candidate of a member other than the main
+    detector (index 0), the best such in its group and scoring at least ``min_score``, is a
+    *whole* when at least ``min_parts`` groups holding a main-detector candidate (its own group
+    among them) have at least ``inside`` of that outline inside it, and those outlines cover at
+    least ``min_cover`` of it. Those groups become one: the whole's outline, the best group's
+    class and fused score (no score is raised). Wholes are taken best score first; a group joins
+    at most one (model card, *A whole building over its parts*).
 
     >>> from shapely import box
     >>> geoms = np.array([box(0, 0, 10, 10), box(0, 0, 4, 10), box(6, 0, 10, 10)], dtype=object)
@@ -281,7 +281,7 @@ class Wholes:
         candidates = [
             (float(pool.score[self.outline_of(found, pool)]), g)
             for g, found in enumerate(groups)
-            if 0 not in found
+            if any(k != 0 for k in found)
         ]
         taken: set[int] = set()
         out: list[tuple[int, list[int]]] = []
@@ -290,20 +290,20 @@ class Wholes:
                 continue
             w = geoms[self.outline_of(groups[g], pool)]
             near = tree.query(w, predicate="intersects")
-            parts = [
+            inner = [
                 int(part_groups[i])
                 for i in near
-                if int(part_groups[i]) not in taken
+                if (int(part_groups[i]) not in taken or int(part_groups[i]) == g)
                 and part_area[i] > 0
                 and shapely.area(shapely.intersection(part_geoms[i], w))
                 >= self.inside * part_area[i]
-            ]
-            if len(parts) < self.min_parts:
+            ]  # the whole's own group's main outline, when inside, is one of its parts
+            if len(inner) < self.min_parts:
                 continue
-            union = shapely.union_all(part_geoms[[row_of[p] for p in parts]])
+            union = shapely.union_all(part_geoms[[row_of[p] for p in inner]])
             if shapely.area(shapely.intersection(union, w)) < self.min_cover * shapely.area(w):
                 continue
-            parts.sort()
+            parts = sorted(p for p in inner if p != g)
             taken.update(parts)
             taken.add(g)
             out.append((g, parts))

@@ -386,13 +386,21 @@ def test_a_members_whole_house_replaces_the_main_detectors_roof_planes():
     other = Outlined([_rect(0, 0, 22, 30)], [0.7])  # IoU with each plane 0.27
     (plain,) = ModelEnsemble([main, other], weights=[3, 1]).predict([TILE], conf=0.1)
     assert len(plain) == 3  # two planes (0.6, 0.45) and the whole alone (0.175)
-    (out,) = ModelEnsemble([main, other], weights=[3, 1], wholes=Wholes()).predict(
-        [TILE], conf=0.1
-    )
+    (out,) = ModelEnsemble([main, other], weights=[3, 1], wholes=Wholes()).predict([TILE], conf=0.1)
     assert len(out) == 1
     assert out.xyxy.tolist() == [[0.0, 0.0, 22.0, 30.0]]
     assert float(out.score[0]) == pytest.approx(0.75 * 0.8)  # the best plane's fused score
     assert int(out.class_id[0]) == 1
+    # the whole grouped with the large plane (IoU 0.7) still takes in the small one
+    main2 = Outlined([_rect(0, 0, 14, 20), _rect(16, 0, 20, 20)], [0.8, 0.6])
+    house = Outlined([_rect(0, 0, 20, 20)], [0.7])
+    (two,) = ModelEnsemble([main2, house], weights=[3, 1]).predict([TILE], conf=0.1)
+    assert len(two) == 2
+    (one,) = ModelEnsemble([main2, house], weights=[3, 1], wholes=Wholes()).predict(
+        [TILE], conf=0.1
+    )
+    assert one.xyxy.tolist() == [[0.0, 0.0, 20.0, 20.0]]
+    assert float(one.score[0]) == pytest.approx(0.75 * 0.8 + 0.25 * 0.7)  # its own group's
     # the threshold still applies to that score: nothing the planes could not reach appears
     (none,) = ModelEnsemble([main, other], weights=[3, 1], wholes=Wholes()).predict(
         [TILE], conf=0.61
