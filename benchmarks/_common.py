@@ -108,4 +108,4 @@ def checks_label(config: Any) -> dict:
     return {"ensemble": d.ensemble.enabled, "consensus": d.consensus.enabled,  # None: auto
             "unchanged": d.unchanged.min_ncc if d.unchanged.enabled else None,
             "direction": d.direction.enabled,
-            "wholes": d.ensemble.wholes.enabled}  # fmt: skip
+            "wholes": getattr(getattr(d.ensemble, "wholes", None), "enabled", None)}  # fmt: skip
