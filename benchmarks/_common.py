@@ -109,3 +109,14 @@ def checks_label(config: Any) -> dict:
             "unchanged": d.unchanged.min_ncc if d.unchanged.enabled else None,
             "direction": d.direction.enabled,
             "wholes": getattr(getattr(d.ensemble, "wholes", None), "enabled", None)}  # fmt: skip
+
+
+def shipped_radiometric(config: Any, weights: Path | None = None) -> str:
+    """How ``detect`` treats the baseline's colours with ``config`` and ``weights`` (default: the
+    shipped ones): ``pipelines.detect.radiometric_mode`` on their model card."""
+    from models.detector import read_card
+    from pipelines.detect import ModelInfo, radiometric_mode
+
+    card = read_card(Path(weights or DEFAULT_WEIGHTS).with_suffix(".yaml"))
+    info = ModelInfo(baseline_radiometry=getattr(card, "baseline_radiometry", None))
+    return radiometric_mode(config, info)

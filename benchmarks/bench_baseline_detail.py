@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path)
+import _common  # (also puts the repository on sys.path)
 from bench_nochange import ensure_district
 
 from geo.tiles import open_pair
@@ -29,16 +29,6 @@ from pipelines.config import BuildwatchConfig
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 ROOT = Path(tempfile.gettempdir()) / "buildwatch-bench"
-
-
-def shipped_radiometric(config: BuildwatchConfig) -> str:
-    """How ``detect`` treats the baseline's colours with ``config`` and the shipped weights."""
-    from models.detector import DEFAULT_WEIGHTS, read_card
-    from pipelines.detect import ModelInfo, radiometric_mode
-
-    card = read_card(DEFAULT_WEIGHTS.with_suffix(".yaml"))
-    info = ModelInfo(baseline_radiometry=getattr(card, "baseline_radiometry", None))
-    return radiometric_mode(config, info)
 
 
 def _row(
@@ -72,7 +62,7 @@ def main() -> None:
                     "weights)")  # fmt: skip
     args = ap.parse_args()
     config = BuildwatchConfig()
-    radiometric = args.radiometric or shipped_radiometric(config)
+    radiometric = args.radiometric or _common.shipped_radiometric(config)
     rows = []
     for changes, seeds in ((True, (1001, 2002, 3003)), (False, (5001, 5002, 5003))):
         for seed in seeds:

@@ -105,6 +105,7 @@ def main() -> None:
         raw["filters"] = {"min_score": {"new_building": args.min_score,
                                         "construction": args.min_score}}  # fmt: skip
     config = BuildwatchConfig.model_validate(raw)
+    radiometric = _common.shipped_radiometric(config, args.weights)
     configs = {"as configured": config}
     if not args.detail_only:
         from models.detector import ChangeDetector
@@ -137,6 +138,7 @@ def main() -> None:
                 sub.mkdir()
                 baseline = satellite_like(before, sub, gsd)
                 kwargs = config.coreg.pair_kwargs() | config.input.pair_kwargs()
+                kwargs["radiometric"] = radiometric  # as detect opens it
                 with open_pair(src, baseline, gsd=config.tiling.gsd or 0.2, **kwargs) as pair:
                     row = {
                         "mosaic": src.stem,
