@@ -199,7 +199,7 @@ class ModelEnsemble:
         ]
         class_of = [int(pool.class_id[j]) for j in lead]
         if self.wholes is not None:
-            for whole, parts in self.wholes.find(pool, owner, geoms, members, fused):
+            for whole, parts in self.wholes.find(pool, geoms, members):
                 joined = [whole, *parts]
                 best = max(joined, key=lambda g: fused[g])
                 class_of[whole] = class_of[best]
@@ -234,8 +234,7 @@ class Wholes:
     >>> geoms = np.array([box(0, 0, 10, 10), box(0, 0, 4, 10), box(6, 0, 10, 10)], dtype=object)
     >>> pool = Candidates(np.array([[0, 0, 10, 10], [0, 0, 4, 10], [6, 0, 10, 10]], np.float32),
     ...                   np.array([0.6, 0.5, 0.4], np.float32), np.zeros(3, np.int64))
-    >>> owner = np.array([2, 0, 0])
-    >>> Wholes().find(pool, owner, geoms, [{2: 0}, {0: 1}, {0: 2}], [0.15, 0.375, 0.3])
+    >>> Wholes().find(pool, geoms, [{2: 0}, {0: 1}, {0: 2}])  # member 2's box holds both
     [(0, [1, 2])]
     """
 
@@ -262,14 +261,10 @@ class Wholes:
         return max((j for k, j in found.items() if k != 0), key=lambda j: pool.score[j])
 
     def find(
-        self,
-        pool: Candidates,
-        owner: np.ndarray,
-        geoms: np.ndarray,
-        groups: list[dict[int, int]],
-        fused: list[float],
+        self, pool: Candidates, geoms: np.ndarray, groups: list[dict[int, int]]
     ) -> list[tuple[int, list[int]]]:
-        """(whole group, [part groups]) pairs among ``groups`` (member -> pool index)."""
+        """(whole group, [part groups]) pairs among ``groups`` (each member -> its candidate's
+        index in ``pool``; ``geoms`` the candidates' outlines)."""
         main_of = {g: found[0] for g, found in enumerate(groups) if 0 in found}
         if len(main_of) < self.min_parts:
             return []
