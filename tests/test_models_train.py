@@ -155,6 +155,12 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(cfg)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config("models/configs/tiny.yaml", ["epochs"])
+    cfg.write_text("train_args: {amp: bf16}\n")
+    with pytest.raises(ConfigError, match="precision"):
+        load_config(cfg)
+    cfg.write_text("precision: fp16\n")
+    with pytest.raises(ConfigError, match="precision"):
+        load_config(cfg)
     assert (
         load_config("models/configs/tiny.yaml", ["data.synthetic.n_train=3"]).data.synthetic.n_train
         == 3
@@ -535,3 +541,53 @@ def test_the_pretrained_backbone_runs_are_stage_1_on_another_network():
     assert runs["cpu_seg_efflite0"]["model"].endswith("buildwatch-efflite0-seg.yaml")
     assert runs["cpu_seg_efflite0_siamese"]["model"].endswith("-siamese-seg.yaml")
     assert len({r["out"] for r in runs.values()} | {stage1["out"]}) == 3
+
+
+def test_cpu_bf16_lets_ultralytics_autocast_in_bfloat16_only_inside_the_block():
+    """ultralytics refuses bfloat16 autocast off CUDA; models.train.cpu_bf16 allows it on the CPU
+    for the training it wraps, and leaves ultralytics as it was after."""
+    import torch
+    import ultralytics.engine.trainer as trainer
+
+    from models.train import cpu_bf16
+
+    conv = torch.nn.Conv2d(6, 4, 3)
+    x = torch.rand(1, 6, 16, 16)
+    with pytest.raises(RuntimeError, match="bfloat16"):
+        trainer.autocast(torch.bfloat16, device="cpu")
+    with cpu_bf16("cpu", "bf16"):
+        with trainer.autocast(torch.bfloat16, device="cpu"):
+            assert conv(x).dtype == torch.bfloat16
+        with trainer.autocast(False, device="cpu"):  # amp off still means fp32
+            assert conv(x).dtype == torch.float32
+    with cpu_bf16("cpu", "fp32"), pytest.raises(RuntimeError, match="bfloat16"):
+        trainer.autocast(torch.bfloat16, device="cpu")
+    with pytest.raises(RuntimeError, match="bfloat16"):
+        trainer.autocast(torch.bfloat16, device="cpu")
+
+
+def test_bf16_training_runs_its_steps_in_bfloat16_and_says_so_on_the_card(tmp_path):
+    """``precision: bf16`` trains on the CPU with the network's forward in bfloat16 (weights fp32)."""
+    import torch
+
+    seen: set[torch.dtype] = set()
+
+    def spy(module, args, output):
+        if isinstance(module, torch.nn.Conv2d) and module.training and torch.is_tensor(output):
+            seen.add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(spy)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--config", "models/configs/tiny.yaml", "--out", str(tmp_path),
+                  "--set", "precision=bf16", "--set", "data.synthetic.n_train=8",
+                  "--set", "data.synthetic.n_val=2"])  # fmt: skip
+    finally:
+        hook.remove()
+    assert exit_info.value.code == 0
+    assert torch.bfloat16 in seen  # the training steps ran under bfloat16 autocast
+    card = yaml.safe_load((tmp_path / "tiny-cd.yaml").read_text())
+    assert card["train_settings"]["precision"] == "bf16"
+    state = torch.load(tmp_path / "tiny-cd.pt", map_location="cpu", weights_only=False)
+    model = state["model"]
+    assert all(p.dtype in (torch.float32, torch.float16) for p in model.parameters())
