@@ -77,7 +77,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     times = [float(r["time"]) for r in rows]
     epoch_s = times[-1] - times[-2] if len(times) > 1 else times[-1]
 
-    from ultralytics.nn.tasks import SegmentationModel, DetectionModel
+    from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
     kind = SegmentationModel if "seg" in args.model else DetectionModel
     net = kind(args.model, ch=6, nc=2, verbose=False)
