@@ -100,6 +100,13 @@ class FairDroneData(_Strict):
         description="share of chips whose new roofs show two or four tones (roof planes in sun "
         "and shade, a wing in another material; models.datasets.fairdrone.split_roof_tones)",
     )
+    grow: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of change chips whose new buildings are drawn 1.4-2.6x larger in place "
+        "(large houses, sheds, commercial roofs; models.datasets.fairdrone.grow_buildings)",
+    )
     match_flight: float = Field(
         default=0.0,
         ge=0,

@@ -107,6 +107,7 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
                 water=fd.water,
                 roof_planes=fd.roof_planes,
                 match_flight=fd.match_flight,
+                grow=fd.grow,
                 seed=cfg.seed if fd.seed is None else fd.seed,
             )
             fd_dir = _chip_folder(cfg, root, "fairdrone", spec_fd)
@@ -131,7 +132,9 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
 
 #: spec fields added after chip stores existed, all off at 0: left out of the record when off, so
 #: a store built before a field existed (or recorded with it at 0) is still the same chips
-_LATER_FIELDS = ("nuisance", "relief", "magnify", "water", "roof_planes", "match_flight")
+_LATER_FIELDS = (
+    "nuisance", "relief", "magnify", "water", "roof_planes", "match_flight", "grow",
+)
 
 
 def _normalised(fields: dict[str, Any]) -> str:
