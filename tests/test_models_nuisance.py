@@ -186,7 +186,8 @@ def test_magnified_chips_show_the_same_buildings_larger_and_leave_the_rest_alone
 
 
 def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
-    """``nuisance``, ``relief``, ``magnify``, ``water``, ``roof_planes`` and ``match_flight`` came
+    """``nuisance``, ``relief``, ``magnify``, ``water``, ``roof_planes``, ``match_flight`` and
+    ``grow`` came
     after chip sets had been built: a set whose
     recorded spec lacks them (or has them at 0) is the same chips as a spec with them off, and is
     reused; with one of them set it is another set, and is built."""
@@ -198,7 +199,7 @@ def test_chips_built_before_the_later_fields_existed_are_still_reused(tmp_path):
     root.mkdir()
     (root / "data.yaml").write_text("path: .\n")
     old = dataclasses.asdict(FairDroneSpec())
-    for name in ("nuisance", "relief", "magnify", "water", "roof_planes", "match_flight"):
+    for name in ("nuisance", "relief", "magnify", "water", "roof_planes", "match_flight", "grow"):
         old.pop(name)
     (root / "spec.json").write_text(json.dumps(old, sort_keys=True))
     builds: list[int] = []
@@ -344,3 +345,75 @@ def test_matched_flights_are_softened_only_where_the_baseline_is_coarse(tmp_path
             assert detail is not None and detail > 0.4
             assert _gradient(b[..., :3]) < 0.9 * _gradient(a[..., :3])
     assert softened >= 2 and kept >= 2
+
+
+def test_grown_buildings_are_larger_whole_and_clear_of_their_neighbours():
+    from models.datasets.fairdrone import grow_buildings
+
+    img, ids = _scene()
+    img[ids == 0] = 90  # flat ground: what changed is the grown roofs and their margins
+    grown = 0
+    for seed in range(6):
+        out, out_ids = grow_buildings(img, ids, [1, 4], np.random.default_rng(seed), GSD)
+        for i in (2, 3):  # not asked to grow: untouched, pixels and ids
+            assert np.array_equal(out_ids == i, ids == i)
+            assert np.array_equal(out[ids == i], img[ids == i])
+        for i in (1, 4):
+            before, after = int((ids == i).sum()), int((out_ids == i).sum())
+            assert after >= before  # never smaller
+            if after > before:
+                grown += 1
+                assert 1.4 < after / before < 2.6**2 * 2.0 + 0.5  # 1.2-2.6x linear, stretched
+                # one piece, a metre (10 px) clear of every other building
+                n, _ = cv2.connectedComponents((out_ids == i).astype(np.uint8))
+                assert n == 2
+                near = cv2.dilate((out_ids == i).astype(np.uint8), np.ones((19, 19), np.uint8))
+                assert not (near.astype(bool) & (out_ids > 0) & (out_ids != i)).any()
+                # the grown footprint shows the roof (bright), not the ground around it
+                assert out[out_ids == i].mean() > 200
+    assert grown >= 6  # most of the 12 asked grew: 50 px roofs 110 px apart have room
+    assert np.array_equal(grow_buildings(img, ids, [], np.random.default_rng(0), GSD)[1], ids)
+
+
+def test_grown_chips_keep_their_baselines_and_only_grow_labels(tmp_path):
+    """``grow``: the flight's new buildings are drawn larger and their outlines grow with them;
+    a chip not drawn larger is the plain chip, byte for byte; the baselines never change."""
+    img, ids = _scene()
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("area9_cluster01_z21", "area2_cluster01_z21"):
+        cv2.imwrite(str(prep / f"{name}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(prep / f"{name}_ids.png"), ids)
+        (prep / f"{name}.json").write_text(json.dumps({"gsd_m": GSD}))
+    base = dict(n_train=12, n_val=0, size_px=128, gsd_range=(0.1, 0.1), no_change_fraction=0.2,
+                paste_fraction=0.0, estate_fraction=0.0)  # fmt: skip
+    for name, grow in (("plain", 0.0), ("grown", 1.0), ("half", 0.5)):
+        build_fairdrone(prep, tmp_path / name, FairDroneSpec(**base, grow=grow))
+    larger = same = differ = 0
+    for lbl in sorted((tmp_path / "plain" / "labels" / "train").glob("*.txt")):
+        a = read_chip(tmp_path / "plain" / "images" / "train" / (lbl.stem + ".tif"))
+        b = read_chip(tmp_path / "grown" / "images" / "train" / (lbl.stem + ".tif"))
+        assert np.array_equal(a[..., 3:], b[..., 3:])  # the baseline is the same
+        pa = _polygon_areas_of(lbl)
+        pb = _polygon_areas_of(tmp_path / "grown" / "labels" / "train" / lbl.name)
+        assert len(pa) == len(pb)  # every new building keeps its one outline
+        if not pa:
+            assert np.array_equal(a, b)  # nothing new: nothing to grow
+        elif sum(pb) > 1.3 * sum(pa):
+            larger += 1
+        h = read_chip(tmp_path / "half" / "images" / "train" / (lbl.stem + ".tif"))
+        if np.array_equal(a, h):
+            same += 1
+        else:
+            differ += 1
+    assert larger >= 4
+    assert same >= 2 and differ >= 2  # about half of the change chips grew; the rest are plain
+
+
+def _polygon_areas_of(lbl) -> list[float]:
+    areas = []
+    for line in lbl.read_text().splitlines():
+        xy = np.array(line.split()[1:], float).reshape(-1, 2)
+        x, y = xy[:, 0], xy[:, 1]
+        areas.append(0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))))
+    return areas
