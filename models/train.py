@@ -133,7 +133,13 @@ def build_datasets(cfg: TrainConfig, root: Path) -> dict[str, Path]:
 #: spec fields added after chip stores existed, all off at 0: left out of the record when off, so
 #: a store built before a field existed (or recorded with it at 0) is still the same chips
 _LATER_FIELDS = (
-    "nuisance", "relief", "magnify", "water", "roof_planes", "match_flight", "grow",
+    "nuisance",
+    "relief",
+    "magnify",
+    "water",
+    "roof_planes",
+    "match_flight",
+    "grow",
 )
 
 
